@@ -1,0 +1,42 @@
+#pragma once
+// Per-side socket policies and the pure decisions the relay takes from them.
+
+#include <cstddef>
+#include <string_view>
+
+namespace nodelayd {
+
+/// How the relay batches the bytes it sends to a side.
+enum class cork_mode {
+    /// MSG_MORE while the source keeps delivering full reads; flush as soon as it runs dry.
+    automatic,
+    /// Every gathered write is pushed at once.
+    off,
+};
+
+/// Socket policy for one side (client or upstream) of a route.
+struct side_policy {
+    /// TCP_NODELAY on the socket: small writes leave without waiting for an ACK.
+    bool nodelay = true;
+    /// TCP_QUICKACK re-armed before every read: the peer's Nagle never waits on our ACK.
+    bool quickack = true;
+    /// Batching of outgoing bytes, see cork_mode.
+    cork_mode cork = cork_mode::automatic;
+    /// Field-wise equality.
+    bool operator==(const side_policy&) const = default;
+};
+
+/// Parses "auto" or "off" (throws std::invalid_argument otherwise).
+cork_mode parse_cork_mode(std::string_view text);
+
+/// Renders a cork mode as written in configs.
+std::string_view to_string(cork_mode mode);
+
+/// Whether the next gathered write should carry MSG_MORE. Only while the source is known to
+/// hold more bytes (its last read filled the buffer and it has not hit EOF) may the kernel
+/// hold a partial segment back; the tail of every burst is pushed immediately.
+constexpr bool send_with_more(cork_mode mode, bool source_has_more, bool source_eof) {
+    return mode == cork_mode::automatic && source_has_more && !source_eof;
+}
+
+} // namespace nodelayd

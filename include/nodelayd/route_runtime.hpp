@@ -1,0 +1,48 @@
+#pragma once
+// A route as the workers use it: resolved addresses plus counters shared across threads.
+// Counters here are touched once per connection, never per byte.
+
+#include "nodelayd/config.hpp"
+#include "nodelayd/relay.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace nodelayd {
+
+/// One upstream server with the addresses its name resolved to.
+struct upstream_server {
+    /// As configured, for logs.
+    std::string name;
+    /// Resolved addresses, tried in order.
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints;
+};
+
+/// A configured route, resolved and ready to serve.
+struct route_runtime {
+    /// The route's configuration.
+    route_config config;
+    /// Address to listen on (port 0 until the first listener is bound).
+    boost::asio::ip::tcp::endpoint listen;
+    /// Upstream servers in configured order.
+    std::vector<upstream_server> upstreams;
+    /// Relay settings derived from the config.
+    relay_settings relay;
+    /// Sessions open right now, for max-connections.
+    std::atomic<std::size_t> active{0};
+    /// Round-robin cursor over upstreams.
+    std::atomic<std::size_t> next_upstream{0};
+};
+
+/// Resolves every route's listen and upstream addresses (blocking DNS, at startup only).
+/// Throws config_error naming the route and host that failed.
+std::vector<std::unique_ptr<route_runtime>> resolve_routes(const daemon_config& config);
+
+/// "1.2.3.4:80" or "[::1]:80".
+std::string to_string(const boost::asio::ip::tcp::endpoint& ep);
+
+} // namespace nodelayd

@@ -1,0 +1,50 @@
+#pragma once
+// The daemon: routes, worker threads and their listeners, and graceful shutdown
+// (stop accepting, let sessions drain up to a deadline, then close them).
+
+#include "nodelayd/config.hpp"
+#include "nodelayd/route_runtime.hpp"
+#include "nodelayd/worker.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <vector>
+
+namespace nodelayd {
+
+/// Owns every listener and worker; run() serves until SIGTERM/SIGINT or stop().
+class server {
+public:
+    /// Binds every route on every worker. Throws std::system_error (with the failing step
+    /// and address in what()) before any thread starts, so a failure leaves nothing bound.
+    server(const daemon_config& config, std::vector<std::unique_ptr<route_runtime>> routes);
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    ~server();
+
+    /// Routes with their bound listen addresses.
+    [[nodiscard]] const std::vector<std::unique_ptr<route_runtime>>& routes() const {
+        return routes_;
+    }
+    /// Serves until a signal (when `handle_signals`) or stop(); returns once every worker has
+    /// exited. Sessions get the configured shutdown timeout to finish.
+    void run(bool handle_signals = true);
+    /// Begins a graceful shutdown from any thread.
+    void stop();
+
+private:
+    void begin_shutdown();
+
+    daemon_config config_;
+    std::vector<std::unique_ptr<route_runtime>> routes_;
+    std::vector<std::unique_ptr<worker>> workers_;
+    boost::asio::io_context control_;
+    boost::asio::steady_timer deadline_;
+    boost::asio::signal_set signals_;
+    bool shutting_down_ = false;
+};
+
+} // namespace nodelayd

@@ -1,0 +1,61 @@
+#pragma once
+// The syscall layer: every setsockopt, recv and sendmsg the relay issues lives here, so the
+// relay reads as policy. Calls are non-blocking and report errors as error codes; an option
+// the platform lacks is simply not applied.
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <span>
+#include <system_error>
+
+namespace nodelayd::sys {
+
+/// Outcome of one non-blocking read.
+struct read_result {
+    /// Bytes read (0 on EOF, would-block or error).
+    std::size_t bytes = 0;
+    /// The peer sent FIN and everything before it has been read.
+    bool eof = false;
+    /// Nothing was ready.
+    bool would_block = false;
+    /// Any other failure (ECONNRESET, ETIMEDOUT, ...).
+    std::error_code error;
+};
+
+/// Outcome of one non-blocking gathered write.
+struct write_result {
+    /// Bytes the kernel accepted; may be fewer than offered.
+    std::size_t bytes = 0;
+    /// The socket buffer was full before anything was accepted.
+    bool would_block = false;
+    /// Any other failure (EPIPE, ECONNRESET, ...).
+    std::error_code error;
+};
+
+/// Sets TCP_NODELAY; on an established socket also pushes anything held by MSG_MORE.
+std::error_code set_nodelay(int fd, bool on);
+
+/// Arms TCP_QUICKACK: the kernel ACKs at once instead of delaying. Not sticky, so callers
+/// re-arm it before every read.
+std::error_code arm_quickack(int fd);
+
+/// Reads once into `buffer` without blocking.
+read_result read_some(int fd, std::span<std::byte> buffer);
+
+/// Hands all of `chunks` to the kernel in one sendmsg; `more` sets MSG_MORE.
+write_result write_gathered(int fd, std::span<const iovec> chunks, bool more);
+
+/// Sends whatever MSG_MORE left in the socket's queue, honouring Nagle if it is on.
+std::error_code push_pending(int fd, bool nodelay);
+
+/// shutdown(SHUT_WR): the peer sees FIN after everything already sent.
+std::error_code shutdown_write(int fd);
+
+/// SO_LINGER {1, 0}: the next close() sends RST instead of FIN.
+std::error_code set_reset_on_close(int fd);
+
+/// Enables SO_REUSEPORT (one listener per worker thread on the same address).
+std::error_code set_reuse_port(int fd);
+
+} // namespace nodelayd::sys

@@ -1,0 +1,23 @@
+#pragma once
+// Connects a session to one of its route's upstream servers: round-robin start, failover to
+// the next server on refusal or timeout, each attempt bounded by the connect timeout.
+
+#include "nodelayd/relay.hpp"
+#include "nodelayd/route_runtime.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <optional>
+#include <string>
+
+namespace nodelayd {
+
+/// Connects `socket` to the first upstream server of `route` that accepts, starting at the
+/// route's round-robin cursor. Returns the server's name, or nothing when every server
+/// failed or `control` was aborted. Failed attempts are logged.
+boost::asio::awaitable<std::optional<std::string>>
+connect_upstream(route_runtime& route, boost::asio::ip::tcp::socket& socket,
+                 const relay_control& control);
+
+} // namespace nodelayd

@@ -1,0 +1,23 @@
+#pragma once
+// Parsers for the scalar values of config keys. Each throws std::invalid_argument with a
+// message that says what was expected, so the caller only has to name the key.
+
+#include <chrono>
+#include <cstddef>
+#include <string_view>
+
+namespace nodelayd {
+
+/// "on|off" (also yes/no, true/false, 1/0).
+bool parse_switch(std::string_view text);
+
+/// "250ms", "5s", "2m", "1h", "1d"; a bare number means seconds. Must be > 0.
+std::chrono::milliseconds parse_duration(std::string_view text);
+
+/// "65536", "64k", "1m" (binary multiples). Must be > 0.
+std::size_t parse_size(std::string_view text);
+
+/// A whole number in [min, max].
+std::size_t parse_count(std::string_view text, std::size_t min, std::size_t max);
+
+} // namespace nodelayd

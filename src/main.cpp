@@ -1,0 +1,74 @@
+// nodelayd: a TCP proxy that never adds Nagle/delayed-ACK stalls.
+
+#include "nodelayd/cli.hpp"
+#include "nodelayd/config.hpp"
+#include "nodelayd/route_runtime.hpp"
+#include "nodelayd/server.hpp"
+#include "nodelayd/version.hpp"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <thread>
+
+namespace {
+
+void setup_logging(const std::string& level) {
+    auto logger = spdlog::stderr_logger_mt("nodelayd");
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+    logger->set_level(spdlog::level::from_str(level));
+    logger->flush_on(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    using namespace nodelayd;
+    daemon_config config;
+    std::vector<std::unique_ptr<route_runtime>> routes;
+    try {
+        const auto req = parse_command_line(argc, argv);
+        if (req.help) {
+            std::cout << req.usage;
+            return 0;
+        }
+        if (req.version) {
+            std::cout << "nodelayd " << version << "\n";
+            return 0;
+        }
+        std::optional<config_file> file;
+        if (req.config_path)
+            file = read_config_file(*req.config_path);
+        config = build_config(file, req.values, std::max(1u, std::thread::hardware_concurrency()));
+        routes = resolve_routes(config);
+        if (req.check) {
+            std::cout << "nodelayd: configuration OK: " << config.routes.size() << " route(s)\n";
+            return 0;
+        }
+    } catch (const config_error& e) {
+        std::cerr << "nodelayd: error: " << e.what() << "\n";
+        return 1;
+    }
+
+    setup_logging(config.log_level);
+    try {
+        server srv(config, std::move(routes));
+        spdlog::info("nodelayd {} starting with {} worker thread(s)", version, config.threads);
+        if (config.stats)
+            spdlog::warn("stats endpoint {} is not served yet", config.stats->str());
+        for (const auto& route : srv.routes()) {
+            std::string ups;
+            for (const auto& u : route->upstreams)
+                ups += (ups.empty() ? "" : ",") + u.name;
+            spdlog::info("route={} listening on {} -> {}", route->config.name,
+                         to_string(route->listen), ups);
+        }
+        srv.run();
+    } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        return 1;
+    }
+    return 0;
+}

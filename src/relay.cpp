@@ -1,0 +1,151 @@
+#include "nodelayd/relay.hpp"
+
+#include "nodelayd/pump.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace nodelayd {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+std::string_view to_string(close_reason reason) {
+    switch (reason) {
+    case close_reason::completed:
+        return "completed";
+    case close_reason::client_reset:
+        return "client-reset";
+    case close_reason::upstream_reset:
+        return "upstream-reset";
+    case close_reason::idle_timeout:
+        return "idle-timeout";
+    case close_reason::shutdown:
+        return "shutdown";
+    case close_reason::connect_failed:
+        return "connect-failed";
+    }
+    return "unknown";
+}
+
+relay_control::relay_control(tcp::socket& client, tcp::socket& upstream)
+    : client_(client), upstream_(upstream) {}
+
+void relay_control::abort(close_reason reason) {
+    if (aborted_)
+        return;
+    aborted_ = true;
+    reason_ = reason;
+    boost::system::error_code ignored;
+    client_.cancel(ignored);
+    upstream_.cancel(ignored);
+}
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Everything one direction needs, borrowed from the relay's frame.
+struct direction {
+    tcp::socket& source;
+    tcp::socket& sink;
+    const side_policy& source_policy;
+    const side_policy& sink_policy;
+    close_reason source_failure;
+    close_reason sink_failure;
+    std::uint64_t& bytes;
+};
+
+// Shared by the two pumps and the watchdog of one relay.
+struct relay_state {
+    relay_control& control;
+    asio::steady_timer watchdog;
+    int running = 2;
+};
+
+asio::awaitable<void> wait_ready(tcp::socket& s, tcp::socket::wait_type w) {
+    co_await s.async_wait(w, use_tuple);
+}
+
+asio::awaitable<void> run_pump(direction d, std::size_t bound, relay_state& state) {
+    pump p(d.source.native_handle(), d.sink.native_handle(), d.source_policy, d.sink_policy, bound);
+    for (;;) {
+        if (state.control.aborted())
+            break;
+        const auto next = p.step();
+        if (p.progressed())
+            state.control.touch();
+        d.bytes = p.bytes();
+        if (next == pump::wait_for::done) {
+            if (p.failed() == pump::failure::source)
+                state.control.abort(d.source_failure);
+            else if (p.failed() == pump::failure::sink)
+                state.control.abort(d.sink_failure);
+            break;
+        }
+        // Waits report no data, only readiness; the next step() finds out what happened,
+        // and an abort() shows up as aborted() above.
+        switch (next) {
+        case pump::wait_for::nothing:
+            break;
+        case pump::wait_for::read:
+            co_await d.source.async_wait(tcp::socket::wait_read, use_tuple);
+            break;
+        case pump::wait_for::write:
+            co_await d.sink.async_wait(tcp::socket::wait_write, use_tuple);
+            break;
+        case pump::wait_for::read_or_write:
+            co_await (wait_ready(d.source, tcp::socket::wait_read) ||
+                      wait_ready(d.sink, tcp::socket::wait_write));
+            break;
+        case pump::wait_for::done:
+            break;
+        }
+    }
+    if (--state.running == 0)
+        state.watchdog.cancel();
+}
+
+asio::awaitable<void> run_watchdog(std::chrono::milliseconds idle, relay_state& state) {
+    while (state.running > 0 && !state.control.aborted()) {
+        const auto deadline = state.control.last_activity() + idle;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            state.control.abort(close_reason::idle_timeout);
+            break;
+        }
+        state.watchdog.expires_at(deadline);
+        co_await state.watchdog.async_wait(use_tuple);
+    }
+}
+
+} // namespace
+
+asio::awaitable<relay_outcome> relay(tcp::socket& client, tcp::socket& upstream,
+                                     const relay_settings& settings, relay_control& control) {
+    relay_outcome out;
+    relay_state state{control, asio::steady_timer(client.get_executor())};
+    control.touch();
+    direction c2u{client,
+                  upstream,
+                  settings.client,
+                  settings.upstream,
+                  close_reason::client_reset,
+                  close_reason::upstream_reset,
+                  out.client_to_upstream};
+    direction u2c{upstream,
+                  client,
+                  settings.upstream,
+                  settings.client,
+                  close_reason::upstream_reset,
+                  close_reason::client_reset,
+                  out.upstream_to_client};
+    co_await (run_pump(c2u, settings.buffer_size, state) &&
+              run_pump(u2c, settings.buffer_size, state) &&
+              run_watchdog(settings.idle_timeout, state));
+    out.reason = control.aborted() ? control.reason() : close_reason::completed;
+    co_return out;
+}
+
+} // namespace nodelayd

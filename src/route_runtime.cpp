@@ -1,0 +1,56 @@
+#include "nodelayd/route_runtime.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+namespace nodelayd {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+std::vector<tcp::endpoint> resolve(tcp::resolver& resolver, const host_port& hp, bool passive,
+                                   const std::string& where) {
+    boost::system::error_code ec;
+    const auto flags = passive ? tcp::resolver::passive | tcp::resolver::numeric_service
+                               : tcp::resolver::numeric_service;
+    const auto results = resolver.resolve(hp.host, std::to_string(hp.port), flags, ec);
+    if (ec)
+        throw config_error(where + "cannot resolve '" + hp.host + "': " + ec.message());
+    std::vector<tcp::endpoint> out;
+    for (const auto& entry : results)
+        if (std::find(out.begin(), out.end(), entry.endpoint()) == out.end())
+            out.push_back(entry.endpoint());
+    if (out.empty())
+        throw config_error(where + "'" + hp.host + "' resolves to no address");
+    return out;
+}
+
+} // namespace
+
+std::string to_string(const tcp::endpoint& ep) {
+    if (ep.address().is_v6())
+        return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+    return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+std::vector<std::unique_ptr<route_runtime>> resolve_routes(const daemon_config& config) {
+    asio::io_context ctx;
+    tcp::resolver resolver(ctx);
+    std::vector<std::unique_ptr<route_runtime>> out;
+    for (const auto& rc : config.routes) {
+        auto rt = std::make_unique<route_runtime>();
+        rt->config = rc;
+        const std::string where = "route '" + rc.name + "': ";
+        rt->listen = resolve(resolver, rc.listen, true, where + "key 'listen': ").front();
+        for (const auto& up : rc.upstreams)
+            rt->upstreams.push_back(
+                {up.str(), resolve(resolver, up, false, where + "key 'upstream': ")});
+        rt->relay = relay_settings{rc.client, rc.upstream, rc.buffer_size, rc.idle_timeout};
+        out.push_back(std::move(rt));
+    }
+    return out;
+}
+
+} // namespace nodelayd

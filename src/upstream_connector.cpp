@@ -1,0 +1,49 @@
+#include "nodelayd/upstream_connector.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+namespace nodelayd {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+asio::awaitable<std::optional<std::string>>
+connect_upstream(route_runtime& route, tcp::socket& socket, const relay_control& control) {
+    constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+    const std::size_t n = route.upstreams.size();
+    const std::size_t first = route.next_upstream.fetch_add(1, std::memory_order_relaxed) % n;
+    asio::steady_timer timer(socket.get_executor());
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& server = route.upstreams[(first + i) % n];
+        for (const auto& ep : server.endpoints) {
+            if (control.aborted())
+                co_return std::nullopt;
+            boost::system::error_code ignored;
+            socket.close(ignored);
+            timer.expires_after(route.config.connect_timeout);
+            const auto result =
+                co_await (socket.async_connect(ep, use_tuple) || timer.async_wait(use_tuple));
+            if (result.index() == 0) {
+                const auto [ec] = std::get<0>(result);
+                if (!ec)
+                    co_return server.name;
+                if (!control.aborted())
+                    spdlog::warn("route={} connect to {} ({}) failed: {}", route.config.name,
+                                 server.name, to_string(ep), ec.message());
+            } else if (!control.aborted()) {
+                spdlog::warn("route={} connect to {} ({}) timed out after {}ms", route.config.name,
+                             server.name, to_string(ep), route.config.connect_timeout.count());
+            }
+        }
+    }
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    co_return std::nullopt;
+}
+
+} // namespace nodelayd

@@ -1,0 +1,29 @@
+#include "nodelayd/policy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+using namespace nodelayd;
+
+TEST(policy, defaults_are_nodelay_quickack_auto_cork) {
+    const side_policy p;
+    EXPECT_TRUE(p.nodelay);
+    EXPECT_TRUE(p.quickack);
+    EXPECT_EQ(p.cork, cork_mode::automatic);
+}
+
+TEST(policy, cork_modes_parse_and_render) {
+    EXPECT_EQ(parse_cork_mode("auto"), cork_mode::automatic);
+    EXPECT_EQ(parse_cork_mode("off"), cork_mode::off);
+    EXPECT_EQ(to_string(cork_mode::automatic), "auto");
+    EXPECT_THROW(parse_cork_mode("on"), std::invalid_argument);
+}
+
+// MSG_MORE only while the source is known to hold more: the tail of a burst is never held.
+TEST(policy, msg_more_only_while_source_has_more) {
+    EXPECT_TRUE(send_with_more(cork_mode::automatic, true, false));
+    EXPECT_FALSE(send_with_more(cork_mode::automatic, false, false));
+    EXPECT_FALSE(send_with_more(cork_mode::automatic, true, true));
+    EXPECT_FALSE(send_with_more(cork_mode::off, true, false));
+}

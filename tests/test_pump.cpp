@@ -1,0 +1,211 @@
+// The pump on real loopback TCP sockets, driven by hand: no event loop, so each step's
+// reads, writes and wait decision are visible.
+#include "nodelayd/pump.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+
+using namespace nodelayd;
+
+namespace {
+
+// A connected loopback TCP pair: `near` is what the pump uses, `far` plays the peer.
+struct tcp_pair {
+    int near = -1;
+    int far = -1;
+    tcp_pair() {
+        const int lst = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        ::bind(lst, reinterpret_cast<sockaddr*>(&a), len);
+        ::listen(lst, 1);
+        ::getsockname(lst, reinterpret_cast<sockaddr*>(&a), &len);
+        far = ::socket(AF_INET, SOCK_STREAM, 0);
+        ::connect(far, reinterpret_cast<sockaddr*>(&a), len);
+        near = ::accept(lst, nullptr, nullptr);
+        ::close(lst);
+        ::fcntl(near, F_SETFL, O_NONBLOCK);
+        // No test may hang on a blocking call.
+        const timeval tv{5, 0};
+        ::setsockopt(far, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ::setsockopt(far, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+    ~tcp_pair() {
+        ::close(near);
+        ::close(far);
+    }
+};
+
+bool wait_readable(int fd, int ms = 2000) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+}
+
+std::string read_available(int fd) {
+    std::string out;
+    char buf[65536];
+    while (wait_readable(fd, 200)) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+void write_all(int fd, const std::string& s) {
+    ASSERT_EQ(::send(fd, s.data(), s.size(), 0), static_cast<ssize_t>(s.size()));
+}
+
+std::string pattern(std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i)
+        s[i] = static_cast<char>((i * 131 + i / 7) & 0xff);
+    return s;
+}
+
+// Steps until the pump asks to wait for something other than `nothing`.
+pump::wait_for settle(pump& p) {
+    for (int i = 0; i < 1000; ++i) {
+        const auto w = p.step();
+        if (w != pump::wait_for::nothing)
+            return w;
+    }
+    return pump::wait_for::nothing;
+}
+
+// Drives the pump as the relay does: step, and wait for the source when asked to.
+pump::wait_for run_until_done(pump& p, int source_fd) {
+    for (int i = 0; i < 1000; ++i) {
+        const auto w = p.step();
+        if (w == pump::wait_for::done)
+            return w;
+        if (w == pump::wait_for::read && !wait_readable(source_fd))
+            return w;
+    }
+    return pump::wait_for::nothing;
+}
+
+} // namespace
+
+class pump_test : public ::testing::Test {
+protected:
+    tcp_pair source; // source.far writes, pump reads source.near
+    tcp_pair sink;   // pump writes sink.near, sink.far reads
+    side_policy policy;
+};
+
+TEST_F(pump_test, relays_and_then_waits_for_read) {
+    pump p(source.near, sink.near, policy, policy, 64 * 1024);
+    EXPECT_EQ(p.step(), pump::wait_for::read); // nothing yet
+    write_all(source.far, "hello");
+    ASSERT_TRUE(wait_readable(source.near));
+    EXPECT_EQ(settle(p), pump::wait_for::read);
+    EXPECT_EQ(read_available(sink.far), "hello");
+    EXPECT_EQ(p.bytes(), 5u);
+    EXPECT_EQ(p.queued(), 0u);
+}
+
+// Everything ready at the source leaves in one gathered write: the proxy never does
+// write-write-read.
+TEST_F(pump_test, coalesces_everything_ready_into_one_write) {
+    const auto data = pattern(40'000); // more than two chunks
+    write_all(source.far, data);
+    // Let it all land in the receive queue before the pump looks.
+    for (int i = 0; i < 100; ++i) {
+        int queued = 0;
+        ::ioctl(source.near, FIONREAD, &queued);
+        if (queued == static_cast<int>(data.size()))
+            break;
+        ::usleep(1000);
+    }
+    pump p(source.near, sink.near, policy, policy, 1 << 20);
+    EXPECT_EQ(p.step(), pump::wait_for::read);
+    EXPECT_EQ(p.writes(), 1u);
+    EXPECT_EQ(read_available(sink.far), data);
+}
+
+TEST_F(pump_test, eof_becomes_half_close_after_the_data) {
+    pump p(source.near, sink.near, policy, policy, 64 * 1024);
+    write_all(source.far, "last words");
+    ::shutdown(source.far, SHUT_WR);
+    EXPECT_EQ(run_until_done(p, source.near), pump::wait_for::done);
+    EXPECT_EQ(p.failed(), pump::failure::none);
+    EXPECT_EQ(read_available(sink.far), "last words");
+    char c = 0;
+    EXPECT_EQ(::recv(sink.far, &c, 1, 0), 0); // FIN arrived
+    // The sink's other direction still works: half-close, not close.
+    write_all(sink.far, "reply");
+    ASSERT_TRUE(wait_readable(sink.near));
+    char buf[8];
+    EXPECT_EQ(::recv(sink.near, buf, sizeof buf, 0), 5);
+}
+
+TEST_F(pump_test, stops_reading_at_the_bound_when_the_sink_is_stuck) {
+    // Small kernel buffers so the sink fills quickly.
+    const int small = 16 * 1024;
+    ::setsockopt(sink.near, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    ::setsockopt(sink.far, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    const std::size_t bound = 32 * 1024;
+    pump p(source.near, sink.near, policy, policy, bound);
+    const auto data = pattern(4 << 20);
+    ::fcntl(source.far, F_SETFL, O_NONBLOCK);
+    std::size_t sent = 0;
+    pump::wait_for w = pump::wait_for::nothing;
+    for (int round = 0; round < 2000 && w != pump::wait_for::write; ++round) {
+        const ssize_t n = ::send(source.far, data.data() + sent, data.size() - sent, 0);
+        if (n > 0)
+            sent += static_cast<std::size_t>(n);
+        w = p.step();
+        EXPECT_LE(p.queued(), bound);
+    }
+    ASSERT_EQ(w, pump::wait_for::write) << "never blocked on the sink";
+    EXPECT_EQ(p.queued(), bound);
+    // Draining the sink lets the flow resume byte-exact.
+    ::fcntl(source.far, F_SETFL, 0);
+    std::string got;
+    char buf[65536];
+    while (got.size() < sent) {
+        if (wait_readable(sink.far, 0)) {
+            const ssize_t n = ::recv(sink.far, buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0)
+                got.append(buf, static_cast<std::size_t>(n));
+        }
+        p.step();
+        EXPECT_LE(p.queued(), bound);
+    }
+    EXPECT_EQ(got, data.substr(0, sent));
+}
+
+TEST_F(pump_test, source_reset_is_reported_as_source_failure) {
+    pump p(source.near, sink.near, policy, policy, 64 * 1024);
+    const linger l{1, 0};
+    ::setsockopt(source.far, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(std::exchange(source.far, ::socket(AF_INET, SOCK_STREAM, 0)));
+    EXPECT_EQ(run_until_done(p, source.near), pump::wait_for::done);
+    EXPECT_EQ(p.failed(), pump::failure::source);
+}
+
+TEST_F(pump_test, sink_reset_is_reported_as_sink_failure) {
+    pump p(source.near, sink.near, policy, policy, 64 * 1024);
+    const linger l{1, 0};
+    ::setsockopt(sink.far, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(std::exchange(sink.far, ::socket(AF_INET, SOCK_STREAM, 0)));
+    ::usleep(20'000); // let the RST land
+    write_all(source.far, "into the void");
+    EXPECT_EQ(run_until_done(p, source.near), pump::wait_for::done);
+    EXPECT_EQ(p.failed(), pump::failure::sink);
+}

@@ -1,0 +1,880 @@
+// Integration tests: the real nodelayd binary relaying real loopback sockets.
+// Upstream servers are plain blocking sockets on std::threads; every wait is bounded.
+
+#include "proxy_process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+namespace t = nodelayd::testing;
+using namespace std::chrono;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------------------------
+// Small socket helpers
+
+/// Owns a descriptor.
+class fd_t {
+public:
+    explicit fd_t(int fd = -1) : fd_(fd) {}
+    fd_t(fd_t&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    fd_t& operator=(fd_t&& o) noexcept {
+        if (this != &o)
+            reset(std::exchange(o.fd_, -1));
+        return *this;
+    }
+    fd_t(const fd_t&) = delete;
+    fd_t& operator=(const fd_t&) = delete;
+    ~fd_t() { reset(); }
+    [[nodiscard]] int get() const { return fd_; }
+    int release() { return std::exchange(fd_, -1); }
+    void reset(int fd = -1) {
+        if (fd_ >= 0)
+            ::close(fd_);
+        fd_ = fd;
+    }
+    explicit operator bool() const { return fd_ >= 0; }
+
+private:
+    int fd_;
+};
+
+std::string address(bool v6, std::uint16_t port) {
+    return (v6 ? std::string("[::1]:") : std::string("127.0.0.1:")) + std::to_string(port);
+}
+
+/// Arguments for a single-route nodelayd on a kernel-chosen port.
+std::vector<std::string> proxy_args(bool v6, const std::vector<std::uint16_t>& upstreams,
+                                    std::vector<std::string> extra = {},
+                                    const std::string& threads = "1") {
+    std::string ups;
+    for (auto p : upstreams)
+        ups += (ups.empty() ? "" : ",") + address(v6, p);
+    std::vector<std::string> args{
+        "--listen", v6 ? "[::1]:0" : "127.0.0.1:0", "--upstream", ups, "--threads", threads};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+}
+
+double seconds_since(steady_clock::time_point t0) {
+    return duration<double>(steady_clock::now() - t0).count();
+}
+
+void set_nonblocking(int fd) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/// Starts a non-blocking connect; returns the descriptor (connect in progress or done).
+int connect_nonblocking(std::uint16_t port, bool v6) {
+    const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (v6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_loopback;
+        a->sin6_port = htons(port);
+        len = sizeof *a;
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a->sin_port = htons(port);
+        len = sizeof *a;
+    }
+    ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
+    return fd;
+}
+
+/// True when a "closed" outcome of recv_to_eof is a FIN or an RST (not a timeout/other error).
+bool closed_by_peer(int error) {
+    return error == 0 || error == ECONNRESET;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic data
+
+/// A reproducible pseudo-random byte stream (splitmix64), independent of how it is chunked.
+class byte_stream {
+public:
+    explicit byte_stream(std::uint64_t seed) : state_(seed) {}
+    void fill(char* out, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (left_ == 0) {
+                word_ = next();
+                left_ = 8;
+            }
+            out[i] = static_cast<char>(word_ & 0xff);
+            word_ >>= 8;
+            --left_;
+        }
+    }
+    std::string take(std::size_t n) {
+        std::string s(n, '\0');
+        fill(s.data(), n);
+        return s;
+    }
+
+private:
+    std::uint64_t next() {
+        std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    }
+    std::uint64_t state_;
+    std::uint64_t word_ = 0;
+    int left_ = 0;
+};
+
+/// Length plus FNV-1a hash of a byte stream.
+struct digest {
+    std::uint64_t hash = 0xcbf29ce484222325ull;
+    std::uint64_t length = 0;
+    void add(const char* p, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            hash ^= static_cast<unsigned char>(p[i]);
+            hash *= 0x100000001b3ull;
+        }
+        length += n;
+    }
+    auto operator<=>(const digest&) const = default;
+};
+
+/// A chunk size from 1 B to 64 KiB, log-uniform so that tiny and large chunks both occur.
+std::size_t random_chunk(std::mt19937_64& rng) {
+    const int bits = std::uniform_int_distribution<int>(0, 16)(rng);
+    const std::size_t base = std::size_t{1} << bits;
+    return std::min<std::size_t>(
+        65536, base + std::uniform_int_distribution<std::size_t>(0, base - 1)(rng));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Echo server
+
+/// Echoes every connection until EOF, then half-closes it. Plain blocking sockets, one thread
+/// per connection; stop() (or the destructor) unblocks and joins everything.
+class echo_server {
+public:
+    explicit echo_server(bool v6) : listener_(v6) {
+        acceptor_ = std::thread([this] { accept_loop(); });
+    }
+    echo_server(const echo_server&) = delete;
+    echo_server& operator=(const echo_server&) = delete;
+    ~echo_server() { stop(); }
+
+    [[nodiscard]] std::uint16_t port() const { return listener_.port(); }
+    [[nodiscard]] std::size_t accepted() const { return accepted_.load(); }
+
+    void stop() {
+        if (stop_.exchange(true))
+            return;
+        acceptor_.join();
+        {
+            std::lock_guard lock(mu_);
+            for (int fd : fds_)
+                ::shutdown(fd, SHUT_RDWR);
+        }
+        for (auto& th : threads_)
+            th.join();
+        for (int fd : fds_)
+            ::close(fd);
+        listener_.close();
+    }
+
+private:
+    void accept_loop() {
+        while (!stop_.load()) {
+            const int fd = listener_.accept(50ms);
+            if (fd < 0)
+                continue;
+            ++accepted_;
+            std::lock_guard lock(mu_);
+            fds_.push_back(fd);
+            threads_.emplace_back([this, fd] { serve(fd); });
+        }
+    }
+
+    void serve(int fd) {
+        char buf[65536];
+        for (;;) {
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n > 0) {
+                if (!t::send_all(fd, std::string(buf, static_cast<std::size_t>(n))))
+                    return;
+                continue;
+            }
+            if (n == 0) {
+                ::shutdown(fd, SHUT_WR);
+                return;
+            }
+            if ((errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) && !stop_.load())
+                continue;
+            return;
+        }
+    }
+
+    t::listener listener_;
+    std::atomic<bool> stop_{false};
+    std::atomic<std::size_t> accepted_{0};
+    std::mutex mu_;
+    std::vector<int> fds_;
+    std::vector<std::thread> threads_;
+    std::thread acceptor_;
+};
+
+/// One request/response through an echo upstream.
+void expect_echo(int fd, const std::string& msg) {
+    ASSERT_TRUE(t::send_all(fd, msg));
+    EXPECT_EQ(t::recv_n(fd, msg.size(), 5s), msg);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class relay : public ::testing::TestWithParam<bool> {
+protected:
+    [[nodiscard]] bool v6() const { return GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(loopback, relay, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                             return info.param ? "IPv6" : "IPv4";
+                         });
+
+TEST_P(relay, echoes_a_small_message_and_completes) {
+    echo_server up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+
+    const std::string msg = "hello through nodelayd";
+    expect_echo(c.get(), msg);
+    ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+    EXPECT_EQ(err, 0) << std::strerror(err);
+
+    const std::string counts =
+        "bytes_c2u=" + std::to_string(msg.size()) + " bytes_u2c=" + std::to_string(msg.size());
+    EXPECT_TRUE(proxy.wait_for_log("close=completed", 5s)) << proxy.log();
+    EXPECT_NE(proxy.log().find(counts), std::string::npos) << proxy.log();
+    EXPECT_EQ(up.accepted(), 1u);
+}
+
+TEST_P(relay, echoes_many_small_writes_byte_exact) {
+    echo_server up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    const int one = 1;
+    ::setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    byte_stream gen(42);
+    std::mt19937_64 rng(7);
+    std::vector<std::string> pieces;
+    std::string all;
+    for (int i = 0; i < 2000; ++i) {
+        pieces.push_back(gen.take(std::uniform_int_distribution<std::size_t>(1, 16)(rng)));
+        all += pieces.back();
+    }
+    std::string echoed;
+    std::thread reader([&] { echoed = t::recv_n(c.get(), all.size(), 20s); });
+    bool sent = true;
+    for (const auto& p : pieces)
+        sent = sent && t::send_all(c.get(), p);
+    reader.join();
+    EXPECT_TRUE(sent);
+    ASSERT_EQ(echoed.size(), all.size());
+    EXPECT_TRUE(echoed == all) << "echoed bytes differ from the bytes sent";
+}
+
+TEST_P(relay, client_half_close_reaches_upstream_and_reply_still_flows) {
+    t::listener up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    fd_t u(up.accept(5s));
+    ASSERT_TRUE(u);
+
+    ASSERT_TRUE(t::send_all(c.get(), "request"));
+    ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(u.get(), err, 5s), "request");
+    EXPECT_EQ(err, 0) << "upstream should see a clean EOF: " << std::strerror(err);
+
+    // The other direction is still open.
+    ASSERT_TRUE(t::send_all(u.get(), "reply after EOF"));
+    EXPECT_EQ(t::recv_n(c.get(), 15, 5s), "reply after EOF");
+    u.reset();
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+    EXPECT_EQ(err, 0) << "client should see a clean EOF: " << std::strerror(err);
+    EXPECT_TRUE(proxy.wait_for_log("close=completed", 5s)) << proxy.log();
+}
+
+TEST_P(relay, upstream_half_close_reaches_client_and_request_still_flows) {
+    t::listener up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    fd_t u(up.accept(5s));
+    ASSERT_TRUE(u);
+
+    ASSERT_TRUE(t::send_all(u.get(), "banner"));
+    ASSERT_EQ(::shutdown(u.get(), SHUT_WR), 0);
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "banner");
+    EXPECT_EQ(err, 0) << "client should see a clean EOF: " << std::strerror(err);
+
+    ASSERT_TRUE(t::send_all(c.get(), "late request"));
+    EXPECT_EQ(t::recv_n(u.get(), 12, 5s), "late request");
+    ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+    EXPECT_EQ(t::recv_to_eof(u.get(), err, 5s), "");
+    EXPECT_EQ(err, 0) << "upstream should see a clean EOF: " << std::strerror(err);
+    EXPECT_TRUE(proxy.wait_for_log("close=completed", 5s)) << proxy.log();
+}
+
+TEST_P(relay, client_reset_is_propagated_as_reset) {
+    t::listener up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    fd_t u(up.accept(5s));
+    ASSERT_TRUE(u);
+    ASSERT_TRUE(t::send_all(c.get(), "ping"));
+    ASSERT_EQ(t::recv_n(u.get(), 4, 5s), "ping");
+
+    t::close_with_reset(c.release());
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(u.get(), err, 5s), "");
+    EXPECT_EQ(err, ECONNRESET) << "upstream got " << (err ? std::strerror(err) : "a clean EOF");
+    EXPECT_TRUE(proxy.wait_for_log("close=client-reset", 5s)) << proxy.log();
+}
+
+TEST_P(relay, upstream_reset_is_propagated_as_reset) {
+    t::listener up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    fd_t u(up.accept(5s));
+    ASSERT_TRUE(u);
+    ASSERT_TRUE(t::send_all(u.get(), "pong"));
+    ASSERT_EQ(t::recv_n(c.get(), 4, 5s), "pong");
+
+    t::close_with_reset(u.release());
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+    EXPECT_EQ(err, ECONNRESET) << "client got " << (err ? std::strerror(err) : "a clean EOF");
+    EXPECT_TRUE(proxy.wait_for_log("close=upstream-reset", 5s)) << proxy.log();
+}
+
+TEST_P(relay, refused_upstream_closes_the_client_promptly) {
+    std::uint16_t dead = 0;
+    {
+        t::listener l(v6());
+        dead = l.port();
+    }
+    t::proxy_process proxy(proxy_args(v6(), {dead}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    const auto t0 = steady_clock::now();
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+    const double took = seconds_since(t0);
+    EXPECT_TRUE(closed_by_peer(err)) << std::strerror(err);
+    EXPECT_LT(took, 2.0);
+    EXPECT_TRUE(proxy.wait_for_log("connect to " + address(v6(), dead), 5s)) << proxy.log();
+    EXPECT_TRUE(proxy.wait_for_log("close=connect-failed", 5s)) << proxy.log();
+    EXPECT_NE(proxy.log().find("failed: Connection refused"), std::string::npos) << proxy.log();
+}
+
+TEST_P(relay, connect_timeout_closes_the_client) {
+    // A backlog-0 listener whose accept queue holds one unaccepted connection: Linux drops
+    // further SYNs (listen overflow), so a connect to it hangs.
+    t::listener up(v6(), 0);
+    fd_t filler(t::connect_to(up.port(), v6()));
+    ASSERT_TRUE(filler);
+    {
+        fd_t probe(connect_nonblocking(up.port(), v6()));
+        pollfd p{probe.get(), POLLOUT, 0};
+        ASSERT_EQ(::poll(&p, 1, 300), 0)
+            << "precondition: the kernel completed a connect to a full backlog-0 listener, so "
+               "this setup cannot make a connect hang";
+    }
+
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--connect-timeout", "300ms"}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    const auto t0 = steady_clock::now();
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 6s), "");
+    const double took = seconds_since(t0);
+    EXPECT_TRUE(closed_by_peer(err)) << std::strerror(err);
+    EXPECT_GE(took, 0.2);
+    EXPECT_LT(took, 3.0);
+    EXPECT_TRUE(proxy.wait_for_log("timed out after 300ms", 5s)) << proxy.log();
+    EXPECT_TRUE(proxy.wait_for_log("close=connect-failed", 5s)) << proxy.log();
+}
+
+TEST_P(relay, failover_skips_a_dead_upstream_on_every_connection) {
+    std::uint16_t dead = 0;
+    {
+        t::listener l(v6());
+        dead = l.port();
+    }
+    echo_server live(v6());
+    t::proxy_process proxy(proxy_args(v6(), {dead, live.port()}));
+    constexpr int connections = 6;
+    for (int i = 0; i < connections; ++i) {
+        SCOPED_TRACE("connection " + std::to_string(i));
+        fd_t c(t::connect_to(proxy.port(), v6()));
+        ASSERT_TRUE(c);
+        expect_echo(c.get(), "message " + std::to_string(i));
+        ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+        int err = -1;
+        EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+        EXPECT_EQ(err, 0);
+    }
+    EXPECT_EQ(live.accepted(), static_cast<std::size_t>(connections));
+    EXPECT_TRUE(proxy.wait_for_log("close=completed", 5s, connections)) << proxy.log();
+    // Round-robin starts at the dead server for some of them: failover was exercised.
+    EXPECT_GE(t::count_of(proxy.log(), "connect to " + address(v6(), dead)), 1u) << proxy.log();
+}
+
+TEST_P(relay, idle_session_is_closed_after_idle_timeout) {
+    echo_server up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--idle-timeout", "300ms"}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    expect_echo(c.get(), "x");
+    const auto t0 = steady_clock::now(); // just after the last byte moved
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 6s), "");
+    const double took = seconds_since(t0);
+    EXPECT_TRUE(closed_by_peer(err)) << std::strerror(err);
+    EXPECT_GE(took, 0.25);
+    EXPECT_LT(took, 3.0);
+    EXPECT_TRUE(proxy.wait_for_log("close=idle-timeout", 5s)) << proxy.log();
+}
+
+TEST_P(relay, active_session_survives_idle_timeout) {
+    t::listener up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--idle-timeout", "300ms"}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    fd_t u(up.accept(5s));
+    ASSERT_TRUE(u);
+
+    // Client -> upstream only, one byte every 100 ms for 1.2 s (4x the idle timeout).
+    std::string got;
+    for (int i = 0; i < 12; ++i) {
+        const std::string b(1, static_cast<char>('a' + i));
+        ASSERT_TRUE(t::send_all(c.get(), b)) << "send " << i;
+        got += t::recv_n(u.get(), 1, 2s);
+        std::this_thread::sleep_for(100ms); // pacing, not an assertion
+    }
+    EXPECT_EQ(got, "abcdefghijkl");
+    // Neither side has been closed.
+    pollfd p[2] = {{c.get(), POLLIN, 0}, {u.get(), POLLIN, 0}};
+    EXPECT_EQ(::poll(p, 2, 0), 0) << "a session with traffic every 100ms was closed";
+    EXPECT_EQ(t::count_of(proxy.log(), "close=idle-timeout"), 0u) << proxy.log();
+
+    // Once traffic stops it is closed after all.
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+    EXPECT_TRUE(closed_by_peer(err)) << std::strerror(err);
+}
+
+TEST_P(relay, max_connections_refuses_the_excess_connection) {
+    echo_server up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--max-connections", "2"}));
+    fd_t c1(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c1);
+    expect_echo(c1.get(), "one");
+    fd_t c2(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c2);
+    expect_echo(c2.get(), "two");
+    ASSERT_EQ(up.accepted(), 2u);
+
+    // The third is accepted by the kernel, then closed without being relayed.
+    fd_t c3(t::connect_to(proxy.port(), v6()));
+    if (c3) {
+        t::send_all(c3.get(), "three"); // may fail once the reset arrived
+        int err = -1;
+        EXPECT_EQ(t::recv_to_eof(c3.get(), err, 3s), "");
+        EXPECT_TRUE(closed_by_peer(err)) << std::strerror(err);
+    }
+    EXPECT_TRUE(proxy.wait_for_log("max-connections (2) reached", 5s)) << proxy.log();
+    EXPECT_EQ(up.accepted(), 2u) << "the excess connection reached the upstream";
+
+    // The two admitted sessions are unaffected.
+    expect_echo(c1.get(), "one again");
+    expect_echo(c2.get(), "two again");
+
+    // Ending one session frees a slot.
+    ASSERT_EQ(::shutdown(c1.get(), SHUT_WR), 0);
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c1.get(), err, 5s), "");
+    EXPECT_EQ(err, 0);
+    ASSERT_TRUE(proxy.wait_for_log("close=completed", 5s)) << proxy.log();
+    c1.reset();
+    fd_t c4(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c4);
+    expect_echo(c4.get(), "four");
+    EXPECT_EQ(up.accepted(), 3u);
+    EXPECT_EQ(t::count_of(proxy.log(), "max-connections (2) reached"), 1u) << proxy.log();
+}
+
+TEST_P(relay, backpressure_bounds_memory_and_keeps_bytes_exact) {
+    t::listener up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    fd_t u(up.accept(5s)); // accepted, but not read from until the push is over
+    ASSERT_TRUE(u);
+
+    const long base = t::rss_kib(proxy.pid());
+    ASSERT_GT(base, 0);
+    long peak = base;
+    set_nonblocking(c.get());
+    byte_stream gen(0xb5c0ffee);
+    std::string buf(64 * 1024, '\0');
+    std::size_t off = buf.size();
+    std::uint64_t pushed = 0;
+    constexpr std::uint64_t limit = 200ull << 20;
+    const auto t0 = steady_clock::now();
+    auto last_sample = t0;
+    while (steady_clock::now() - t0 < 2s && pushed < limit) {
+        if (off == buf.size()) {
+            gen.fill(buf.data(), buf.size());
+            off = 0;
+        }
+        const ssize_t n = ::send(c.get(), buf.data() + off, buf.size() - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += static_cast<std::size_t>(n);
+            pushed += static_cast<std::uint64_t>(n);
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            pollfd p{c.get(), POLLOUT, 0};
+            ::poll(&p, 1, 20);
+        } else {
+            FAIL() << "client send failed: " << std::strerror(errno);
+        }
+        if (steady_clock::now() - last_sample > 20ms) {
+            peak = std::max(peak, t::rss_kib(proxy.pid()));
+            last_sample = steady_clock::now();
+        }
+    }
+    peak = std::max(peak, t::rss_kib(proxy.pid()));
+    const long growth_kib = peak - base;
+    std::cout << "[ backpressure ] pushed " << (pushed >> 10) << " KiB in 2s; nodelayd RSS " << base
+              << " -> peak " << peak << " KiB (+" << growth_kib << " KiB)\n";
+    RecordProperty("pushed_kib", static_cast<int>(pushed >> 10));
+    RecordProperty("rss_growth_kib", static_cast<int>(growth_kib));
+    EXPECT_LT(pushed, limit) << "the client was never blocked: nothing pushed back";
+    EXPECT_LT(growth_kib, 16 * 1024) << "nodelayd buffered what the upstream did not read";
+    EXPECT_LT(static_cast<std::uint64_t>(growth_kib) * 1024, pushed / 4)
+        << "nodelayd's memory grew with the bytes pushed";
+    ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+
+    // Now the upstream drains everything: exactly the pushed bytes, in order, then EOF.
+    byte_stream expect(0xb5c0ffee);
+    std::string want(64 * 1024, '\0');
+    std::uint64_t received = 0;
+    std::uint64_t mismatch_at = UINT64_MAX;
+    bool eof = false;
+    const auto deadline = steady_clock::now() + 30s;
+    while (!eof && steady_clock::now() < deadline) {
+        std::string got = t::recv_n(u.get(), 64 * 1024, 5s);
+        if (got.empty()) {
+            int err = -1;
+            t::recv_to_eof(u.get(), err, 5s);
+            eof = err == 0;
+            break;
+        }
+        expect.fill(want.data(), got.size());
+        if (mismatch_at == UINT64_MAX && std::memcmp(got.data(), want.data(), got.size()) != 0)
+            mismatch_at = received;
+        received += got.size();
+    }
+    EXPECT_TRUE(eof) << "upstream did not see EOF after " << received << " bytes";
+    EXPECT_EQ(received, pushed);
+    EXPECT_EQ(mismatch_at, UINT64_MAX) << "bytes differ from offset ~" << mismatch_at;
+}
+
+/// What one end of a bidirectional random-chunk stream saw.
+struct stream_result {
+    digest sent;
+    digest received;
+    bool sent_ok = true;
+    bool received_ok = true;
+};
+
+/// Sends `bytes` of `seed`'s stream in random chunks while reading to EOF in random chunks,
+/// half-closing when done sending (`half_close`), or closing fully after both are done.
+void bidirectional(int fd, std::uint64_t seed, std::size_t bytes, bool half_close,
+                   stream_result& out) {
+    std::thread writer([&] {
+        byte_stream gen(seed);
+        std::mt19937_64 rng(seed * 31 + 1);
+        std::size_t left = bytes;
+        while (left > 0) {
+            const std::size_t n = std::min(left, random_chunk(rng));
+            const std::string piece = gen.take(n);
+            if (!t::send_all(fd, piece)) {
+                out.sent_ok = false;
+                break;
+            }
+            out.sent.add(piece.data(), n);
+            left -= n;
+        }
+        if (half_close)
+            ::shutdown(fd, SHUT_WR);
+    });
+    std::mt19937_64 rng(seed * 17 + 3);
+    std::vector<char> buf(65536);
+    for (;;) {
+        const std::size_t want = random_chunk(rng);
+        const ssize_t n = ::recv(fd, buf.data(), want, 0);
+        if (n > 0) {
+            out.received.add(buf.data(), static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            out.received_ok = false; // includes the 10 s SO_RCVTIMEO
+        break;
+    }
+    writer.join();
+    if (!half_close)
+        ::close(fd);
+}
+
+TEST_P(relay, random_chunks_both_ways_are_byte_exact) {
+    constexpr int connections = 8;
+    constexpr std::size_t bytes = 2 * 1024 * 1024 + 12345;
+    t::listener up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}, {}, "2"));
+
+    std::vector<stream_result> upstream_side(connections);
+    std::vector<std::thread> servers;
+    std::thread acceptor([&] {
+        for (int i = 0; i < connections; ++i) {
+            const int fd = up.accept(10s);
+            if (fd < 0)
+                break;
+            servers.emplace_back([&, fd, i] {
+                // The upstream closes once it has read EOF and finished sending.
+                bidirectional(fd, 1000 + static_cast<std::uint64_t>(i), bytes, false,
+                              upstream_side[static_cast<std::size_t>(i)]);
+            });
+        }
+    });
+    std::vector<stream_result> client_side(connections);
+    std::vector<fd_t> clients;
+    for (int i = 0; i < connections; ++i)
+        clients.emplace_back(t::connect_to(proxy.port(), v6()));
+    std::vector<std::thread> drivers;
+    for (int i = 0; i < connections; ++i) {
+        if (!clients[static_cast<std::size_t>(i)])
+            continue;
+        drivers.emplace_back([&, i] {
+            const auto k = static_cast<std::size_t>(i);
+            bidirectional(clients[k].get(), static_cast<std::uint64_t>(i), bytes, true,
+                          client_side[k]);
+        });
+    }
+    for (auto& d : drivers)
+        d.join();
+    acceptor.join();
+    for (auto& s : servers)
+        s.join();
+
+    for (int i = 0; i < connections; ++i)
+        ASSERT_TRUE(clients[static_cast<std::size_t>(i)]) << "connect " << i << " failed";
+    ASSERT_EQ(servers.size(), static_cast<std::size_t>(connections));
+
+    // Upstream connections arrive in any order: compare the sets of streams.
+    std::vector<digest> c_sent, c_recv, u_sent, u_recv;
+    for (const auto& r : client_side) {
+        EXPECT_TRUE(r.sent_ok && r.received_ok) << "client side I/O failed";
+        c_sent.push_back(r.sent);
+        c_recv.push_back(r.received);
+    }
+    for (const auto& r : upstream_side) {
+        EXPECT_TRUE(r.sent_ok && r.received_ok) << "upstream side I/O failed";
+        u_sent.push_back(r.sent);
+        u_recv.push_back(r.received);
+    }
+    for (auto* v : {&c_sent, &c_recv, &u_sent, &u_recv})
+        std::sort(v->begin(), v->end());
+    for (const auto& d : c_sent)
+        ASSERT_EQ(d.length, bytes);
+    EXPECT_EQ(c_sent, u_recv) << "client -> upstream streams differ";
+    EXPECT_EQ(u_sent, c_recv) << "upstream -> client streams differ";
+    EXPECT_TRUE(proxy.wait_for_log("close=completed", 5s, connections)) << proxy.log();
+}
+
+TEST_P(relay, sigterm_stops_accepting_and_lets_open_sessions_finish) {
+    echo_server up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}, {}, "2"));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    expect_echo(c.get(), "before");
+
+    proxy.signal(SIGTERM);
+    ASSERT_TRUE(proxy.wait_for_log("shutting down", 5s)) << proxy.log();
+    // Every worker closes its listener (each worker has one; SO_REUSEPORT shares the port).
+    const auto deadline = steady_clock::now() + 3s;
+    while (t::listening_sockets(proxy.port(), v6()) > 0 && steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(t::listening_sockets(proxy.port(), v6()), 0)
+        << "nodelayd still listens after SIGTERM";
+    for (int i = 0; i < 3; ++i) {
+        fd_t n(t::connect_to(proxy.port(), v6()));
+        if (n) {
+            // Accepted by the kernel: it must at least not be relayed.
+            int err = -1;
+            t::recv_to_eof(n.get(), err, 2s);
+            EXPECT_EQ(err, ECONNRESET) << "a connection made after SIGTERM was not refused";
+        }
+    }
+    EXPECT_EQ(up.accepted(), 1u) << "a connection made after SIGTERM reached the upstream";
+
+    // The open session still relays, and the process exits cleanly once it ends.
+    expect_echo(c.get(), "after SIGTERM");
+    EXPECT_TRUE(proxy.running());
+    ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+    EXPECT_EQ(err, 0);
+    EXPECT_EQ(proxy.wait_exit(5s), 0) << proxy.log();
+    EXPECT_NE(proxy.log().find("stopped"), std::string::npos) << proxy.log();
+}
+
+TEST_P(relay, shutdown_timeout_closes_lingering_sessions) {
+    echo_server up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--shutdown-timeout", "500ms"}, "2"));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    expect_echo(c.get(), "linger");
+
+    const auto t0 = steady_clock::now();
+    proxy.signal(SIGTERM);
+    const int status = proxy.wait_exit(8s);
+    const double took = seconds_since(t0);
+    EXPECT_EQ(status, 0) << proxy.log();
+    EXPECT_GE(took, 0.45);
+    EXPECT_LT(took, 5.0);
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 3s), "");
+    EXPECT_TRUE(closed_by_peer(err)) << std::strerror(err);
+    EXPECT_NE(proxy.log().find("shutdown timeout reached"), std::string::npos) << proxy.log();
+    EXPECT_NE(proxy.log().find("close=shutdown"), std::string::npos) << proxy.log();
+}
+
+// The "listening on" line is the readiness signal (proxy_process, tests/e2e): from then on
+// SIGTERM must mean a graceful shutdown with exit status 0, never death by the signal.
+TEST(lifecycle, sigterm_right_after_readiness_exits_zero) {
+    echo_server up(false);
+    for (int i = 0; i < 100; ++i) {
+        t::proxy_process proxy(proxy_args(false, {up.port()}));
+        proxy.signal(SIGTERM);
+        const int status = proxy.wait_exit(5s);
+        ASSERT_EQ(status, 0) << "attempt " << i << ": status " << status
+                             << (status == 128 + SIGTERM ? " (killed by SIGTERM)" : "")
+                             << "\nlog:\n"
+                             << proxy.log();
+    }
+}
+
+/// Write-write-read for `rounds` rounds with Nagle on at both test ends; returns seconds.
+double write_write_read(bool v6, const std::vector<std::string>& extra, int rounds) {
+    t::listener up(v6);
+    t::proxy_process proxy(proxy_args(v6, {up.port()}, extra));
+    std::atomic<bool> server_ok{true};
+    std::thread server([&] {
+        fd_t u(up.accept(5s));
+        if (!u) {
+            server_ok = false;
+            return;
+        }
+        for (int i = 0; i < rounds; ++i) {
+            const std::string req = t::recv_n(u.get(), 20, 10s);
+            if (req.size() != 20 || !t::send_all(u.get(), req.substr(0, 10)) ||
+                !t::send_all(u.get(), req.substr(10))) {
+                server_ok = false;
+                return;
+            }
+        }
+        int err = -1;
+        t::recv_to_eof(u.get(), err, 10s);
+    });
+    double took = -1;
+    {
+        fd_t c(t::connect_to(proxy.port(), v6));
+        EXPECT_TRUE(c);
+        if (c) {
+            const auto t0 = steady_clock::now();
+            for (int i = 0; i < rounds; ++i) {
+                const std::string a(10, static_cast<char>('A' + i % 26));
+                const std::string b(10, static_cast<char>('a' + i % 26));
+                if (!t::send_all(c.get(), a) || !t::send_all(c.get(), b)) {
+                    ADD_FAILURE() << "send failed in round " << i;
+                    break;
+                }
+                const std::string got = t::recv_n(c.get(), 20, 10s);
+                if (got != a + b) {
+                    ADD_FAILURE() << "round " << i << " got '" << got << "'";
+                    break;
+                }
+            }
+            took = seconds_since(t0);
+            ::shutdown(c.get(), SHUT_WR);
+        }
+    }
+    server.join();
+    EXPECT_TRUE(server_ok);
+    return took;
+}
+
+TEST_P(relay, quickack_prevents_nagle_delayed_ack_stalls) {
+    const double took = write_write_read(v6(), {}, 50);
+    std::cout << "[ quickack ] 50 write-write-read rounds, defaults: " << took << " s\n";
+    RecordProperty("wwr_defaults_ms", static_cast<int>(took * 1000));
+    EXPECT_GE(took, 0.0);
+    EXPECT_LT(took, 1.0) << "50 rounds with a 40 ms stall each would take 2 s or more";
+}
+
+TEST_P(relay, without_quickack_write_write_read_stalls) {
+    const double took =
+        write_write_read(v6(), {"--client-quickack", "off", "--upstream-quickack", "off"}, 50);
+    std::cout << "[ quickack ] 50 write-write-read rounds, quickack off: " << took << " s\n";
+    RecordProperty("wwr_quickack_off_ms", static_cast<int>(took * 1000));
+    EXPECT_GT(took, 1.0) << "expected delayed-ACK stalls with quickack off on both sides";
+}
+
+} // namespace
