@@ -72,6 +72,11 @@ cli_request parse_command_line(int argc, const char* const* argv) {
     }
     for (const auto& opt : parsed.options) {
         const std::string& key = opt.string_key;
+        if (opt.position_key >= 0 || key.empty())
+            throw config_error("command line: unexpected argument '" +
+                               (opt.original_tokens.empty() ? std::string()
+                                                            : opt.original_tokens.front()) +
+                               "' (options start with --)");
         if (key == "help")
             req.help = true;
         else if (key == "version")

@@ -4,6 +4,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace nodelayd {
@@ -89,6 +90,9 @@ asio::awaitable<void> run_pump(direction d, std::size_t bound, relay_state& stat
         // and an abort() shows up as aborted() above.
         switch (next) {
         case pump::wait_for::nothing:
+            // The source has more, but other sessions on this thread get a turn first: a
+            // bulk flow must not add its transfer time to everyone else's latency.
+            co_await asio::post(d.source.get_executor(), asio::use_awaitable);
             break;
         case pump::wait_for::read:
             co_await d.source.async_wait(tcp::socket::wait_read, use_tuple);

@@ -48,6 +48,12 @@ std::vector<std::unique_ptr<route_runtime>> resolve_routes(const daemon_config& 
             rt->upstreams.push_back(
                 {up.str(), resolve(resolver, up, false, where + "key 'upstream': ")});
         rt->relay = relay_settings{rc.client, rc.upstream, rc.buffer_size, rc.idle_timeout};
+        // Textually different listen addresses can be the same socket address (127.1 and
+        // 127.0.0.1); with SO_REUSEPORT both would bind and split the connections silently.
+        for (const auto& other : out)
+            if (other->listen == rt->listen && rt->listen.port() != 0)
+                throw config_error(where + "key 'listen': " + to_string(rt->listen) +
+                                   " is already used by route '" + other->config.name + "'");
         out.push_back(std::move(rt));
     }
     return out;

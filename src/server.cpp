@@ -13,11 +13,48 @@ namespace nodelayd {
 
 namespace asio = boost::asio;
 
-server::server(const daemon_config& config, std::vector<std::unique_ptr<route_runtime>> routes)
+namespace {
+
+// Our listeners use SO_REUSEPORT, which would let a second daemon (or a stale one) bind the
+// same address and take a share of its connections. A bind without it fails while anyone
+// listens there, so "address in use" is reported as it would be without SO_REUSEPORT.
+void ensure_unused(const route_runtime& route) {
+    if (route.listen.port() == 0)
+        return;
+    asio::io_context ctx;
+    asio::ip::tcp::acceptor probe(ctx);
+    boost::system::error_code ec;
+    probe.open(route.listen.protocol(), ec);
+    if (!ec)
+        probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec)
+        probe.bind(route.listen, ec);
+    if (ec)
+        throw std::system_error(ec, "route '" + route.config.name + "': bind " +
+                                        to_string(route.listen));
+}
+
+} // namespace
+
+server::server(const daemon_config& config, std::vector<std::unique_ptr<route_runtime>> routes,
+               bool handle_signals)
     : config_(config), routes_(std::move(routes)), deadline_(control_), signals_(control_) {
+    if (handle_signals) {
+        // Registered before anything is bound or logged: a SIGTERM that arrives as soon as
+        // the daemon looks ready must still mean a graceful exit, not the default action.
+        signals_.add(SIGINT);
+        signals_.add(SIGTERM);
+        signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+            if (ec)
+                return;
+            spdlog::info("received {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            begin_shutdown();
+        });
+    }
     for (std::size_t i = 0; i < config_.threads; ++i)
         workers_.push_back(std::make_unique<worker>(i));
     for (auto& route : routes_) {
+        ensure_unused(*route);
         // The first bind settles a port-0 request; the other workers share that port.
         route->listen = workers_.front()->bind(*route);
         for (std::size_t i = 1; i < workers_.size(); ++i)
@@ -52,17 +89,7 @@ void server::begin_shutdown() {
     });
 }
 
-void server::run(bool handle_signals) {
-    if (handle_signals) {
-        signals_.add(SIGINT);
-        signals_.add(SIGTERM);
-        signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
-            if (ec)
-                return;
-            spdlog::info("received {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
-            begin_shutdown();
-        });
-    }
+void server::run() {
     // Keeps control_ running until every worker has exited, however that happens.
     auto guard = asio::make_work_guard(control_);
     std::atomic<std::size_t> running{workers_.size()};

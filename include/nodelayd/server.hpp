@@ -20,7 +20,10 @@ class server {
 public:
     /// Binds every route on every worker. Throws std::system_error (with the failing step
     /// and address in what()) before any thread starts, so a failure leaves nothing bound.
-    server(const daemon_config& config, std::vector<std::unique_ptr<route_runtime>> routes);
+    /// With `handle_signals`, SIGINT/SIGTERM are caught from here on (before the daemon
+    /// reports readiness) and begin a graceful shutdown.
+    server(const daemon_config& config, std::vector<std::unique_ptr<route_runtime>> routes,
+           bool handle_signals = true);
     server(const server&) = delete;
     server& operator=(const server&) = delete;
     ~server();
@@ -29,9 +32,9 @@ public:
     [[nodiscard]] const std::vector<std::unique_ptr<route_runtime>>& routes() const {
         return routes_;
     }
-    /// Serves until a signal (when `handle_signals`) or stop(); returns once every worker has
-    /// exited. Sessions get the configured shutdown timeout to finish.
-    void run(bool handle_signals = true);
+    /// Serves until a signal or stop(); returns once every worker has exited. Sessions get
+    /// the configured shutdown timeout to finish.
+    void run();
     /// Begins a graceful shutdown from any thread.
     void stop();
 

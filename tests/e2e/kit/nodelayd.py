@@ -1,0 +1,61 @@
+"""Launcher for the nodelayd binary under test.
+
+Why: tests and bench start nodelayd exactly like a peer proxy.  The binary is
+$NODELAYD_BIN, else <repo>/build/nodelayd.  It may listen on port 0: the
+real port is read from its `listening on HOST:PORT` stderr line, which is also
+the readiness signal.  Extra CLI arguments pass through unchanged.  After the
+context exits, `endpoint.proc.returncode` holds its exit status (SIGTERM must
+give 0) and `endpoint.proc.lines` its last stderr lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from typing import Iterator, Sequence
+
+from .endpoint import Endpoint
+from .ports import LOOPBACK
+from .procs import Proc
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))))
+LISTENING_RX = re.compile(r"listening on (\[[^\]]+\]|[^\s\[\]]+):(\d+)")
+
+
+def binary() -> str:
+    """Path of the nodelayd binary (may not exist yet)."""
+    return os.environ.get("NODELAYD_BIN") or os.path.join(
+        REPO_ROOT, "build", "nodelayd")
+
+
+def available() -> bool:
+    b = binary()
+    return os.path.isfile(b) and os.access(b, os.X_OK)
+
+
+class Nodelayd:
+    name = "nodelayd"
+
+    def __init__(self, extra_args: Sequence[str] = (), start_timeout: float = 10.0,
+                 name: str | None = None):
+        self.extra_args = list(extra_args)
+        self.start_timeout = start_timeout
+        if name:
+            self.name = name
+
+    @property
+    def binary(self) -> str:
+        return binary()
+
+    @contextlib.contextmanager
+    def start(self, listen_port: int, upstream_host: str,
+              upstream_port: int) -> Iterator[Endpoint]:
+        up = f"[{upstream_host}]" if ":" in upstream_host else upstream_host
+        argv = [binary(), "--listen", f"{LOOPBACK}:{listen_port}",
+                "--upstream", f"{up}:{upstream_port}", *self.extra_args]
+        with Proc(argv, name="nodelayd") as proc:
+            m = proc.wait_for_line(LISTENING_RX, self.start_timeout)
+            host = m.group(1).strip("[]")
+            yield Endpoint(self.name, host, int(m.group(2)), proc)

@@ -1,0 +1,62 @@
+"""Registry of targets: "direct" plus every proxy, behind one interface.
+
+Why: a scenario is written once and run against each target; every launcher
+has `name` and `start(listen_port, upstream_host, upstream_port)`, a context
+manager yielding an Endpoint (listen_port 0 = pick a free loopback port).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from typing import Iterator, Sequence
+
+from .endpoint import Endpoint
+from .haproxy import HAProxy
+from .nginx import NginxStream
+from .nodelayd import Nodelayd
+from .socat import Socat
+
+
+class Direct:
+    """No proxy: the client talks to the server itself."""
+
+    name = "direct"
+    binary = None
+
+    @contextlib.contextmanager
+    def start(self, listen_port: int, upstream_host: str,
+              upstream_port: int) -> Iterator[Endpoint]:
+        yield Endpoint(self.name, upstream_host, upstream_port)
+
+
+PEERS = ("haproxy", "nginx-stream", "socat")
+ALL = ("direct", "nodelayd", *PEERS)
+
+
+def launcher(name: str, nodelayd_args: Sequence[str] = ()):
+    """Launcher for a target name from ALL."""
+    if name == "direct":
+        return Direct()
+    if name == "nodelayd":
+        return Nodelayd(nodelayd_args)
+    if name == "haproxy":
+        return HAProxy()
+    if name == "nginx-stream":
+        return NginxStream()
+    if name == "socat":
+        return Socat()
+    raise KeyError(f"unknown target {name!r}; known: {', '.join(ALL)}")
+
+
+def missing_binary(name: str) -> str | None:
+    """Why target `name` cannot run here, or None if it can."""
+    b = launcher(name).binary
+    if b is None:
+        return None
+    if os.path.sep in b:
+        ok = os.path.isfile(b) and os.access(b, os.X_OK)
+    else:
+        ok = shutil.which(b) is not None
+    return None if ok else f"{name}: binary {b} not found"
