@@ -3,5 +3,6 @@ throughput, ping-pong latency, wrk)."""
 
 from . import http_splitwrite, imap_append, wwr
 
-REGISTRY = {m.SCENARIO.name: m.SCENARIO
-            for m in (imap_append, http_splitwrite, wwr)}
+REGISTRY = {s.name: s
+            for s in (imap_append.SCENARIO, http_splitwrite.SCENARIO,
+                      wwr.SCENARIO, wwr.WriteWriteReadBoth)}

@@ -42,3 +42,29 @@ class WriteWriteRead(Scenario):
 
 
 SCENARIO = WriteWriteRead
+
+
+class WriteWriteReadBoth(WriteWriteRead):
+    name = "wwr-both"
+    title = "write-write-read rounds, both ends at once, Nagle on"
+
+    def __init__(self, quick: bool):
+        super().__init__(quick)
+        self.rounds = 50 if quick else 200
+
+    def describe(self) -> str:
+        return (f"{self.rounds} rounds per run on one connection: client and server "
+                "each write 10 B + 10 B then read 20 B, in phase (issue 2's round); "
+                "mean per round")
+
+    def server(self):
+        return serving(wwr.WWRServer(symmetric=True))
+
+    def run_once(self, ep: Endpoint) -> float:
+        times = wwr.run_client(ep.host, ep.port, self.rounds,
+                               timeout=self.run_timeout, symmetric=True)
+        return statistics.fmean(times) * 1e6
+
+    def warmup(self, ep: Endpoint) -> None:
+        wwr.run_client(ep.host, ep.port, 2, timeout=self.run_timeout,
+                       symmetric=True)

@@ -31,16 +31,35 @@ def recv_exact(s: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-class WWRServer(ThreadedServer):
-    """Context manager; serves any number of connections until EOF."""
+SERVER_HALVES = (b"S" * HALF, b"s" * HALF)
 
-    def __init__(self, port: int = 0, nodelay: bool = False):
+
+class WWRServer(ThreadedServer):
+    """Context manager; serves any number of connections until EOF.
+
+    symmetric=True: the server runs the same cycle as the client, in phase
+    (write 10 B, write 10 B, read 20 B, from the moment it accepts), sending
+    SERVER_HALVES each round.  This is the round of issue 2's table: directly
+    the first writes cross and carry each other's ACKs, so it is fast; a relay
+    that delays an ACK or splits/holds a write turns it into a 40 ms stall.
+    """
+
+    def __init__(self, port: int = 0, nodelay: bool = False,
+                 symmetric: bool = False):
         super().__init__(port=port)
         self.nodelay = nodelay
+        self.symmetric = symmetric
 
     def handle(self, conn: socket.socket) -> None:
         if self.nodelay:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while self.symmetric:
+            try:
+                conn.sendall(SERVER_HALVES[0])
+                conn.sendall(SERVER_HALVES[1])
+                recv_exact(conn, ROUND)
+            except (EOFError, OSError):
+                return
         while True:
             try:
                 data = recv_exact(conn, ROUND)
@@ -51,10 +70,11 @@ class WWRServer(ThreadedServer):
 
 
 def run_client(host: str, port: int, rounds: int, nodelay: bool = False,
-               timeout: float = 30.0) -> list[float]:
+               timeout: float = 30.0, symmetric: bool = False) -> list[float]:
     """Run `rounds` rounds; return each round's duration in seconds.
 
-    The server echoes, so every round also checks the bytes came back intact.
+    Every round checks the bytes: the echo (default) or, against a symmetric
+    server, its SERVER_HALVES.
     """
     times: list[float] = []
     with socket.create_connection((host, port), timeout=timeout) as s:
@@ -68,6 +88,9 @@ def run_client(host: str, port: int, rounds: int, nodelay: bool = False,
             s.sendall(b)
             got = recv_exact(s, ROUND)
             times.append(time.perf_counter() - t0)
-            if got != a + b:
+            if symmetric:
+                if got != b"".join(SERVER_HALVES):
+                    raise AssertionError(f"round {i}: got {got!r}")
+            elif got != a + b:
                 raise AssertionError(f"round {i}: sent {a + b!r}, got {got!r}")
     return times
