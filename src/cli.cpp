@@ -19,7 +19,8 @@ cli_request parse_command_line(int argc, const char* const* argv) {
         "worker threads (default: number of CPUs)")(
         "log-level", po::value<std::string>()->value_name("LEVEL"),
         "trace, debug, info (default), warn, error, critical, off")(
-        "stats", po::value<std::string>()->value_name("HOST:PORT"), "stats endpoint address")(
+        "stats", po::value<std::string>()->value_name("HOST:PORT|PATH|off"),
+        "stats endpoint: TCP address, Unix socket path, or off (default 127.0.0.1:9900)")(
         "shutdown-timeout", po::value<std::string>()->value_name("DURATION"),
         "on SIGTERM, time open sessions get to finish (default 30s)");
 
@@ -73,10 +74,10 @@ cli_request parse_command_line(int argc, const char* const* argv) {
     for (const auto& opt : parsed.options) {
         const std::string& key = opt.string_key;
         if (opt.position_key >= 0 || key.empty())
-            throw config_error("command line: unexpected argument '" +
-                               (opt.original_tokens.empty() ? std::string()
-                                                            : opt.original_tokens.front()) +
-                               "' (options start with --)");
+            throw config_error(
+                "command line: unexpected argument '" +
+                (opt.original_tokens.empty() ? std::string() : opt.original_tokens.front()) +
+                "' (options start with --)");
         if (key == "help")
             req.help = true;
         else if (key == "version")

@@ -146,7 +146,16 @@ void apply_globals(daemon_config& cfg, const settings& layer, const std::string&
                 "'" + v + "' is not one of trace, debug, info, warn, error, critical, off");
         cfg.log_level = v;
     });
-    wrap("stats", [&](const std::string& v) { cfg.stats = parse_host_port(v); });
+    wrap("stats", [&](const std::string& v) {
+        cfg.stats.reset();
+        cfg.stats_path.clear();
+        if (v == "off")
+            return;
+        if (v.starts_with("/"))
+            cfg.stats_path = v;
+        else
+            cfg.stats = parse_host_port(v);
+    });
     wrap("shutdown-timeout",
          [&](const std::string& v) { cfg.shutdown_timeout = parse_duration(v); });
 }

@@ -9,10 +9,24 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <iostream>
 #include <thread>
 
 namespace {
+
+// Every session needs two descriptors; the soft limit (often 1024) would cap a route far
+// below max-connections, so use what the hard limit allows, as HAProxy does.
+void raise_descriptor_limit() {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max)
+        return;
+    const rlim_t wanted = lim.rlim_max;
+    lim.rlim_cur = wanted;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0)
+        spdlog::warn("could not raise the descriptor limit to {}", wanted);
+}
 
 void setup_logging(const std::string& level) {
     auto logger = spdlog::stderr_logger_mt("nodelayd");
@@ -53,11 +67,13 @@ int main(int argc, char** argv) {
     }
 
     setup_logging(config.log_level);
+    raise_descriptor_limit();
     try {
         server srv(config, std::move(routes));
         spdlog::info("nodelayd {} starting with {} worker thread(s)", version, config.threads);
-        if (config.stats)
-            spdlog::warn("stats endpoint {} is not served yet", config.stats->str());
+        if (const auto stats = srv.stats_address(); !stats.empty())
+            spdlog::info("stats endpoint at {}{}", stats.starts_with("/") ? "unix:" : "http://",
+                         stats);
         for (const auto& route : srv.routes()) {
             std::string ups;
             for (const auto& u : route->upstreams)

@@ -8,9 +8,40 @@
 namespace nodelayd {
 
 pump::pump(int source_fd, int sink_fd, const side_policy& source_policy,
-           const side_policy& sink_policy, std::size_t bound)
+           const side_policy& sink_policy, std::size_t bound, const pump_meter* meter)
     : source_(source_fd), sink_(sink_fd), source_policy_(source_policy), sink_policy_(sink_policy),
-      bound_(bound) {}
+      bound_(bound), meter_(meter) {}
+
+void pump::measure_read(std::size_t bytes, std::int64_t rx_ns) {
+    if (rx_ns == 0)
+        rx_ns = sys::realtime_ns(); // no kernel timestamp: now is the next best
+    if (is_peer_stall(meter_->source, rx_ns)) {
+        meter_->source_stalls.add();
+        ++stalls_;
+    }
+    note_read(meter_->source, bytes, rx_ns);
+    received_ += bytes;
+    if (pending_size_ == max_pending_) {
+        pending_[(pending_head_ + pending_size_ - 1) % max_pending_].end = received_;
+        return;
+    }
+    pending_[(pending_head_ + pending_size_) % max_pending_] = {received_, rx_ns};
+    ++pending_size_;
+}
+
+void pump::measure_write(std::size_t bytes) {
+    const std::int64_t now = sys::realtime_ns();
+    meter_->writes.add();
+    meter_->bytes.add(bytes);
+    note_sent(meter_->sink);
+    while (pending_size_ > 0 && pending_[pending_head_].end <= bytes_) {
+        const std::int64_t latency = now - pending_[pending_head_].rx_ns;
+        meter_->added_latency.record_ns(latency > 0 ? static_cast<std::uint64_t>(latency) : 0);
+        meter_->chunks.add();
+        pending_head_ = (pending_head_ + 1) % max_pending_;
+        --pending_size_;
+    }
+}
 
 // Reads until the source runs dry, hits EOF, or the queue reaches its bound.
 // Returns false when the source failed.
@@ -24,7 +55,7 @@ bool pump::read_phase() {
             sys::arm_quickack(source_);
         auto space = queue_.prepare();
         space = space.first(std::min(space.size(), bound_ - queue_.size()));
-        const auto r = sys::read_some(source_, space);
+        const auto r = sys::read_some(source_, space, meter_ != nullptr);
         queue_.commit(r.bytes);
         if (r.error) {
             failed_ = failure::source;
@@ -37,6 +68,8 @@ bool pump::read_phase() {
             break;
         }
         progressed_ = true;
+        if (meter_ != nullptr)
+            measure_read(r.bytes, r.rx_ns);
         // A read that filled its buffer means the socket likely holds more; a short one
         // means it is drained, and probing again would only cost an EAGAIN.
         source_has_more_ = r.bytes == space.size();
@@ -71,6 +104,8 @@ bool pump::write_phase() {
         bytes_ += w.bytes;
         progressed_ = true;
         corked_ = more;
+        if (meter_ != nullptr)
+            measure_write(w.bytes);
     }
     sink_blocked_ = !queue_.empty();
     return true;

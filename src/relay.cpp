@@ -1,11 +1,14 @@
 #include "nodelayd/relay.hpp"
 
 #include "nodelayd/pump.hpp"
+#include "nodelayd/socket_ops.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <optional>
 
 namespace nodelayd {
 
@@ -49,7 +52,7 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // Everything one direction needs, borrowed from the relay's frame.
-struct direction {
+struct flow {
     tcp::socket& source;
     tcp::socket& sink;
     const side_policy& source_policy;
@@ -57,6 +60,8 @@ struct direction {
     close_reason source_failure;
     close_reason sink_failure;
     std::uint64_t& bytes;
+    std::uint64_t& source_stalls;
+    const pump_meter* meter;
 };
 
 // Shared by the two pumps and the watchdog of one relay.
@@ -70,8 +75,9 @@ asio::awaitable<void> wait_ready(tcp::socket& s, tcp::socket::wait_type w) {
     co_await s.async_wait(w, use_tuple);
 }
 
-asio::awaitable<void> run_pump(direction d, std::size_t bound, relay_state& state) {
-    pump p(d.source.native_handle(), d.sink.native_handle(), d.source_policy, d.sink_policy, bound);
+asio::awaitable<void> run_pump(flow d, std::size_t bound, relay_state& state) {
+    pump p(d.source.native_handle(), d.sink.native_handle(), d.source_policy, d.sink_policy, bound,
+           d.meter);
     for (;;) {
         if (state.control.aborted())
             break;
@@ -79,6 +85,7 @@ asio::awaitable<void> run_pump(direction d, std::size_t bound, relay_state& stat
         if (p.progressed())
             state.control.touch();
         d.bytes = p.bytes();
+        d.source_stalls = p.source_stalls();
         if (next == pump::wait_for::done) {
             if (p.failed() == pump::failure::source)
                 state.control.abort(d.source_failure);
@@ -126,25 +133,69 @@ asio::awaitable<void> run_watchdog(std::chrono::milliseconds idle, relay_state& 
 
 } // namespace
 
+namespace {
+
+// Meters for one direction; `from`/`to` index the per-side metrics.
+pump_meter meter_for(route_stats& stats, direction dir, side from, side to, peer_watch& source,
+                     peer_watch& sink) {
+    const auto d = static_cast<std::size_t>(dir);
+    const auto f = static_cast<std::size_t>(from);
+    const auto t = static_cast<std::size_t>(to);
+    return pump_meter{stats.added_latency[d],
+                      stats.bytes_total[d],
+                      stats.writes_total[t],
+                      stats.chunks_total[t],
+                      stats.peer_stalls_total[f],
+                      source,
+                      sink};
+}
+
+peer_watch watch_for(tcp::socket& s) {
+    peer_watch w;
+    sys::enable_rx_timestamps(s.native_handle());
+    if (const auto mss = sys::max_segment(s.native_handle()); mss > 0)
+        w.full_segment = mss;
+    return w;
+}
+
+} // namespace
+
 asio::awaitable<relay_outcome> relay(tcp::socket& client, tcp::socket& upstream,
-                                     const relay_settings& settings, relay_control& control) {
+                                     const relay_settings& settings, relay_control& control,
+                                     route_stats* stats) {
     relay_outcome out;
     relay_state state{control, asio::steady_timer(client.get_executor())};
     control.touch();
-    direction c2u{client,
-                  upstream,
-                  settings.client,
-                  settings.upstream,
-                  close_reason::client_reset,
-                  close_reason::upstream_reset,
-                  out.client_to_upstream};
-    direction u2c{upstream,
-                  client,
-                  settings.upstream,
-                  settings.client,
-                  close_reason::upstream_reset,
-                  close_reason::client_reset,
-                  out.upstream_to_client};
+    std::optional<peer_watch> client_watch;
+    std::optional<peer_watch> upstream_watch;
+    std::optional<pump_meter> c2u_meter;
+    std::optional<pump_meter> u2c_meter;
+    if (stats != nullptr) {
+        client_watch = watch_for(client);
+        upstream_watch = watch_for(upstream);
+        c2u_meter.emplace(meter_for(*stats, direction::client_to_upstream, side::client,
+                                    side::upstream, *client_watch, *upstream_watch));
+        u2c_meter.emplace(meter_for(*stats, direction::upstream_to_client, side::upstream,
+                                    side::client, *upstream_watch, *client_watch));
+    }
+    flow c2u{client,
+             upstream,
+             settings.client,
+             settings.upstream,
+             close_reason::client_reset,
+             close_reason::upstream_reset,
+             out.client_to_upstream,
+             out.client_stalls,
+             c2u_meter ? &*c2u_meter : nullptr};
+    flow u2c{upstream,
+             client,
+             settings.upstream,
+             settings.client,
+             close_reason::upstream_reset,
+             close_reason::client_reset,
+             out.upstream_to_client,
+             out.upstream_stalls,
+             u2c_meter ? &*u2c_meter : nullptr};
     co_await (run_pump(c2u, settings.buffer_size, state) &&
               run_pump(u2c, settings.buffer_size, state) &&
               run_watchdog(settings.idle_timeout, state));

@@ -41,6 +41,7 @@ std::vector<std::unique_ptr<route_runtime>> resolve_routes(const daemon_config& 
     std::vector<std::unique_ptr<route_runtime>> out;
     for (const auto& rc : config.routes) {
         auto rt = std::make_unique<route_runtime>();
+        rt->index = out.size();
         rt->config = rc;
         const std::string where = "route '" + rc.name + "': ";
         rt->listen = resolve(resolver, rc.listen, true, where + "key 'listen': ").front();

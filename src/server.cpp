@@ -51,8 +51,9 @@ server::server(const daemon_config& config, std::vector<std::unique_ptr<route_ru
             begin_shutdown();
         });
     }
+    const bool measure = config_.stats.has_value() || !config_.stats_path.empty();
     for (std::size_t i = 0; i < config_.threads; ++i)
-        workers_.push_back(std::make_unique<worker>(i));
+        workers_.push_back(std::make_unique<worker>(i, measure));
     for (auto& route : routes_) {
         ensure_unused(*route);
         // The first bind settles a port-0 request; the other workers share that port.
@@ -60,9 +61,51 @@ server::server(const daemon_config& config, std::vector<std::unique_ptr<route_ru
         for (std::size_t i = 1; i < workers_.size(); ++i)
             workers_[i]->bind(*route);
     }
+    open_stats();
 }
 
 server::~server() = default;
+
+void server::open_stats() {
+    auto snapshot_fn = [this] { return snapshot(); };
+    // Healthy while the listeners accept: not once shutdown has begun.
+    auto healthy_fn = [this] { return !shutting_down_; };
+    if (!config_.stats_path.empty()) {
+        stats_ =
+            std::make_unique<stats_server>(control_, config_.stats_path, snapshot_fn, healthy_fn);
+        return;
+    }
+    if (!config_.stats)
+        return;
+    asio::ip::tcp::resolver resolver(control_);
+    boost::system::error_code ec;
+    const auto results = resolver.resolve(config_.stats->host, std::to_string(config_.stats->port),
+                                          asio::ip::tcp::resolver::passive, ec);
+    if (ec || results.empty())
+        throw std::system_error(ec, "stats: cannot resolve '" + config_.stats->host + "'");
+    stats_ = std::make_unique<stats_server>(control_, results.begin()->endpoint(), snapshot_fn,
+                                            healthy_fn);
+}
+
+stats_snapshot server::snapshot() const {
+    stats_snapshot out;
+    out.version = NODELAYD_VERSION;
+    out.uptime_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    for (const auto& route : routes_) {
+        route_snapshot r;
+        r.name = route->config.name;
+        r.connections_active = route->active.load(std::memory_order_relaxed);
+        for (const auto& w : workers_)
+            r.add(w->stats(route->index));
+        out.routes.push_back(std::move(r));
+    }
+    return out;
+}
+
+std::string server::stats_address() const {
+    return stats_ ? stats_->address() : std::string();
+}
 
 void server::stop() {
     asio::post(control_, [this] { begin_shutdown(); });
@@ -91,6 +134,8 @@ void server::begin_shutdown() {
 
 void server::run() {
     // Keeps control_ running until every worker has exited, however that happens.
+    if (stats_)
+        stats_->start();
     auto guard = asio::make_work_guard(control_);
     std::atomic<std::size_t> running{workers_.size()};
     for (auto& w : workers_) {
@@ -100,6 +145,8 @@ void server::run() {
                     boost::system::error_code ignored;
                     signals_.cancel(ignored);
                     deadline_.cancel();
+                    if (stats_)
+                        stats_->stop();
                     guard.reset();
                 });
         });

@@ -36,25 +36,42 @@ void close_socket(tcp::socket& s, bool reset) {
     s.close(ignored);
 }
 
+// TCP_INFO is sampled once, at close: RTT and segment counts over the connection's life.
+void record_tcp_info(tcp::socket& s, route_stats& stats, side which) {
+    sys::tcp_info_sample info;
+    if (!s.is_open() || !sys::read_tcp_info(s.native_handle(), info))
+        return;
+    const auto i = static_cast<std::size_t>(which);
+    stats.tcp_rtt[i].record_ns(std::uint64_t{info.rtt_us} * 1000);
+    stats.tcp_segments_out_total[i].add(info.segments_out);
+    stats.tcp_retransmits_total[i].add(info.retransmits);
+}
+
 } // namespace
 
 asio::awaitable<void> run_session(tcp::socket client, route_runtime& route,
-                                  session_registry& registry) {
+                                  session_registry& registry, route_stats* stats) {
     active_guard guard{route.active};
     const auto started = std::chrono::steady_clock::now();
     const std::string client_name = peer_of(client);
     tcp::socket upstream(client.get_executor());
     relay_control control(client, upstream);
     session_registry::entry registered(registry, control);
+    if (stats != nullptr)
+        stats->connections_total.add();
 
     sys::set_nodelay(client.native_handle(), route.config.client.nodelay);
     relay_outcome outcome;
-    const auto server = co_await connect_upstream(route, upstream, control);
+    const auto server = co_await connect_upstream(route, upstream, control, stats);
     if (!server) {
         outcome.reason = control.aborted() ? control.reason() : close_reason::connect_failed;
     } else {
         sys::set_nodelay(upstream.native_handle(), route.config.upstream.nodelay);
-        outcome = co_await relay(client, upstream, route.relay, control);
+        outcome = co_await relay(client, upstream, route.relay, control, stats);
+    }
+    if (stats != nullptr) {
+        record_tcp_info(client, *stats, side::client);
+        record_tcp_info(upstream, *stats, side::upstream);
     }
 
     close_socket(upstream, outcome.reason == close_reason::client_reset);
@@ -62,9 +79,10 @@ asio::awaitable<void> run_session(tcp::socket client, route_runtime& route,
                              outcome.reason == close_reason::connect_failed);
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
     spdlog::info("route={} client={} upstream={} bytes_c2u={} bytes_u2c={} duration={:.3f}s "
-                 "close={}",
+                 "close={} stalls_client={} stalls_upstream={}",
                  route.config.name, client_name, server.value_or("-"), outcome.client_to_upstream,
-                 outcome.upstream_to_client, took.count(), to_string(outcome.reason));
+                 outcome.upstream_to_client, took.count(), to_string(outcome.reason),
+                 outcome.client_stalls, outcome.upstream_stalls);
 }
 
 } // namespace nodelayd

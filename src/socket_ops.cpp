@@ -1,10 +1,12 @@
 #include "nodelayd/socket_ops.hpp"
 
+#include <linux/tcp.h> // struct tcp_info with tcpi_segs_out (glibc's copy predates it)
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
+#include <ctime>
 
 namespace nodelayd::sys {
 namespace {
@@ -29,12 +31,28 @@ std::error_code arm_quickack(int fd) {
     return set_int(fd, IPPROTO_TCP, TCP_QUICKACK, 1);
 }
 
-read_result read_some(int fd, std::span<std::byte> buffer) {
+read_result read_some(int fd, std::span<std::byte> buffer, bool timestamp) {
     read_result r;
+    iovec iov{buffer.data(), buffer.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
     for (;;) {
-        const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
+        if (timestamp) {
+            msg.msg_control = control;
+            msg.msg_controllen = sizeof control;
+        }
+        const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT);
         if (n > 0) {
             r.bytes = static_cast<std::size_t>(n);
+            if (timestamp)
+                for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+                    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                        timespec ts{};
+                        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                        r.rx_ns = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+                    }
         } else if (n == 0) {
             r.eof = true;
         } else if (errno == EINTR) {
@@ -88,6 +106,36 @@ std::error_code set_reset_on_close(int fd) {
     if (::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0)
         return last_error();
     return {};
+}
+
+std::error_code enable_rx_timestamps(int fd) {
+    return set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+}
+
+std::int64_t realtime_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+std::size_t max_segment(int fd) {
+    int mss = 0;
+    socklen_t len = sizeof mss;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, &len) != 0 || mss < 0)
+        return 0;
+    return static_cast<std::size_t>(mss);
+}
+
+bool read_tcp_info(int fd, tcp_info_sample& out) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0)
+        return false;
+    out.rtt_us = info.tcpi_rtt;
+    out.segments_out = info.tcpi_segs_out;
+    out.retransmits = info.tcpi_total_retrans;
+    out.rcv_mss = info.tcpi_rcv_mss;
+    return true;
 }
 
 std::error_code set_reuse_port(int fd) {

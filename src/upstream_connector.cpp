@@ -12,8 +12,10 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 
-asio::awaitable<std::optional<std::string>>
-connect_upstream(route_runtime& route, tcp::socket& socket, const relay_control& control) {
+asio::awaitable<std::optional<std::string>> connect_upstream(route_runtime& route,
+                                                             tcp::socket& socket,
+                                                             const relay_control& control,
+                                                             route_stats* stats) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
     const std::size_t n = route.upstreams.size();
     const std::size_t first = route.next_upstream.fetch_add(1, std::memory_order_relaxed) % n;
@@ -26,16 +28,28 @@ connect_upstream(route_runtime& route, tcp::socket& socket, const relay_control&
             boost::system::error_code ignored;
             socket.close(ignored);
             timer.expires_after(route.config.connect_timeout);
+            const auto started = std::chrono::steady_clock::now();
             const auto result =
                 co_await (socket.async_connect(ep, use_tuple) || timer.async_wait(use_tuple));
             if (result.index() == 0) {
                 const auto [ec] = std::get<0>(result);
-                if (!ec)
+                if (!ec) {
+                    if (stats != nullptr)
+                        stats->upstream_connect.record_ns(static_cast<std::uint64_t>(
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - started)
+                                .count()));
                     co_return server.name;
-                if (!control.aborted())
-                    spdlog::warn("route={} connect to {} ({}) failed: {}", route.config.name,
-                                 server.name, to_string(ep), ec.message());
+                }
+                if (control.aborted())
+                    co_return std::nullopt;
+                if (stats != nullptr)
+                    stats->upstream_connect_failures_total.add();
+                spdlog::warn("route={} connect to {} ({}) failed: {}", route.config.name,
+                             server.name, to_string(ep), ec.message());
             } else if (!control.aborted()) {
+                if (stats != nullptr)
+                    stats->upstream_connect_failures_total.add();
                 spdlog::warn("route={} connect to {} ({}) timed out after {}ms", route.config.name,
                              server.name, to_string(ep), route.config.connect_timeout.count());
             }

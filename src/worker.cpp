@@ -1,4 +1,5 @@
 #include "nodelayd/worker.hpp"
+#include "nodelayd/asio_support.hpp"
 
 #include "nodelayd/session.hpp"
 #include "nodelayd/socket_ops.hpp"
@@ -15,34 +16,9 @@ namespace nodelayd {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-namespace {
+namespace {} // namespace
 
-void check(const boost::system::error_code& ec, const std::string& what) {
-    if (ec)
-        throw std::system_error(ec, what);
-}
-
-bool out_of_descriptors(const boost::system::error_code& ec) {
-    return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
-           ec == asio::error::no_memory || ec.value() == ENFILE;
-}
-
-// Completion handler for co_spawn: a coroutine that throws is logged, never lost.
-auto log_failure(std::string what) {
-    return [what = std::move(what)](const std::exception_ptr& e) {
-        if (!e)
-            return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            spdlog::error("{} failed: {}", what, ex.what());
-        }
-    };
-}
-
-} // namespace
-
-worker::worker(std::size_t index) : index_(index) {}
+worker::worker(std::size_t index, bool measure) : index_(index), measure_(measure) {}
 
 worker::~worker() {
     if (thread_.joinable()) {
@@ -57,24 +33,26 @@ tcp::endpoint worker::bind(route_runtime& route) {
     tcp::acceptor acceptor(ctx_);
     boost::system::error_code ec;
     acceptor.open(route.listen.protocol(), ec);
-    check(ec, where + "socket");
+    throw_if(ec, where + "socket");
     acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    check(ec, where + "setsockopt SO_REUSEADDR");
-    check(sys::set_reuse_port(acceptor.native_handle()), where + "setsockopt SO_REUSEPORT");
+    throw_if(ec, where + "setsockopt SO_REUSEADDR");
+    throw_if(sys::set_reuse_port(acceptor.native_handle()), where + "setsockopt SO_REUSEPORT");
     acceptor.bind(route.listen, ec);
-    check(ec, where + "bind " + to_string(route.listen));
+    throw_if(ec, where + "bind " + to_string(route.listen));
     acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    check(ec, where + "listen " + to_string(route.listen));
+    throw_if(ec, where + "listen " + to_string(route.listen));
     auto bound = acceptor.local_endpoint(ec);
-    check(ec, where + "getsockname");
+    throw_if(ec, where + "getsockname");
     listeners_.emplace_back(std::move(acceptor), &route);
+    while (stats_.size() <= route.index)
+        stats_.push_back(std::make_unique<route_stats>());
     return bound;
 }
 
 void worker::start(std::function<void()> on_exit) {
     for (auto& [acceptor, route] : listeners_) {
         asio::co_spawn(ctx_, accept_loop(acceptor, *route),
-                       log_failure("route=" + route->config.name + " accept loop"));
+                       log_failure{"route=" + route->config.name + " accept loop"});
     }
     thread_ = std::thread([this, on_exit = std::move(on_exit)] {
         try {
@@ -125,14 +103,17 @@ asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, route_runtime
         }
         if (route.active.fetch_add(1, std::memory_order_relaxed) >= route.config.max_connections) {
             route.active.fetch_sub(1, std::memory_order_relaxed);
+            stats_[route.index]->refused_total.add();
             spdlog::warn("route={} refused a connection: max-connections ({}) reached",
                          route.config.name, route.config.max_connections);
             sys::set_reset_on_close(client.native_handle());
             client.close(ec);
             continue;
         }
-        asio::co_spawn(ctx_, run_session(std::move(client), route, sessions_),
-                       log_failure("route=" + route.config.name + " session"));
+        asio::co_spawn(ctx_,
+                       run_session(std::move(client), route, sessions_,
+                                   measure_ ? stats_[route.index].get() : nullptr),
+                       log_failure{"route=" + route.config.name + " session"});
     }
 }
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -36,6 +37,12 @@ pid_t spawn(const std::vector<std::string>& args, int& out_fd, bool merge_stdout
         std::string bin = NODELAYD_BIN;
         argv.push_back(bin.data());
         std::vector<std::string> copy = args;
+        // Each test daemon gets a kernel-chosen stats port, so parallel tests never collide
+        // on the default 127.0.0.1:9900.
+        if (std::find(copy.begin(), copy.end(), "--stats") == copy.end()) {
+            copy.emplace_back("--stats");
+            copy.emplace_back("127.0.0.1:0");
+        }
         for (auto& a : copy)
             argv.push_back(a.data());
         argv.push_back(nullptr);

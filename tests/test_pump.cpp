@@ -209,3 +209,36 @@ TEST_F(pump_test, sink_reset_is_reported_as_sink_failure) {
     EXPECT_EQ(run_until_done(p, source.near), pump::wait_for::done);
     EXPECT_EQ(p.failed(), pump::failure::sink);
 }
+
+// With a meter: every chunk's receive-to-write latency is recorded, writes and chunks are
+// counted, and a small write followed 60 ms later by more, with nothing sent back in
+// between, counts as one suspected stall of the source's peer.
+TEST_F(pump_test, meter_records_latency_chunks_and_peer_stalls) {
+    route_stats stats;
+    peer_watch source_watch;
+    peer_watch sink_watch;
+    const pump_meter meter{stats.added_latency[0],
+                           stats.bytes_total[0],
+                           stats.writes_total[1],
+                           stats.chunks_total[1],
+                           stats.peer_stalls_total[0],
+                           source_watch,
+                           sink_watch};
+    int on = 1;
+    ::setsockopt(source.near, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+    pump p(source.near, sink.near, policy, policy, 64 * 1024, &meter);
+    write_all(source.far, "literal");
+    ASSERT_TRUE(wait_readable(source.near));
+    EXPECT_EQ(settle(p), pump::wait_for::read);
+    ::usleep(60'000);
+    write_all(source.far, "\r\n");
+    ASSERT_TRUE(wait_readable(source.near));
+    EXPECT_EQ(settle(p), pump::wait_for::read);
+    EXPECT_EQ(read_available(sink.far), "literal\r\n");
+    EXPECT_EQ(stats.bytes_total[0].get(), 9u);
+    EXPECT_EQ(stats.writes_total[1].get(), 2u);
+    EXPECT_EQ(stats.chunks_total[1].get(), 2u);
+    EXPECT_EQ(stats.added_latency[0].snapshot().count, 2u);
+    EXPECT_EQ(stats.peer_stalls_total[0].get(), 1u);
+    EXPECT_EQ(p.source_stalls(), 1u);
+}

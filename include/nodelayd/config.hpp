@@ -52,8 +52,10 @@ struct daemon_config {
     std::size_t threads = 1;
     /// spdlog level name: trace, debug, info, warn, error, critical, off.
     std::string log_level = "info";
-    /// Stats endpoint address, when given.
-    std::optional<host_port> stats;
+    /// Stats endpoint on TCP; unset when it is off or on a Unix socket.
+    std::optional<host_port> stats = host_port{"127.0.0.1", 9900};
+    /// Stats endpoint on a Unix socket (a path), when given instead of an address.
+    std::string stats_path;
     /// On SIGTERM, how long open sessions may take to finish before they are closed.
     std::chrono::milliseconds shutdown_timeout{30'000};
 };

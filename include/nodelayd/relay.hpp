@@ -3,6 +3,7 @@
 // queue and handing everything queued to the kernel in one gathered write.
 
 #include "nodelayd/policy.hpp"
+#include "nodelayd/stats.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -53,6 +54,10 @@ struct relay_outcome {
     std::uint64_t upstream_to_client = 0;
     /// Why it ended.
     close_reason reason = close_reason::completed;
+    /// Suspected Nagle/delayed-ACK stalls of the client (when measured).
+    std::uint64_t client_stalls = 0;
+    /// Suspected Nagle/delayed-ACK stalls of the upstream server (when measured).
+    std::uint64_t upstream_stalls = 0;
 };
 
 /// Shared between a running relay and whoever may stop it (idle watchdog, shutdown).
@@ -83,9 +88,11 @@ private:
 
 /// Relays until both directions finish or `control` aborts. Propagates half-close as
 /// shutdown(SHUT_WR); leaves the closing (and reset-on-close) of the sockets to the caller,
-/// guided by the outcome's reason.
+/// guided by the outcome's reason. With `stats`, records bytes, writes, added latency and
+/// peer stalls there (the calling thread's own copy).
 boost::asio::awaitable<relay_outcome> relay(boost::asio::ip::tcp::socket& client,
                                             boost::asio::ip::tcp::socket& upstream,
-                                            const relay_settings& settings, relay_control& control);
+                                            const relay_settings& settings, relay_control& control,
+                                            route_stats* stats);
 
 } // namespace nodelayd

@@ -24,6 +24,8 @@ struct upstream_server {
 
 /// A configured route, resolved and ready to serve.
 struct route_runtime {
+    /// Position in the configuration; indexes per-worker stats.
+    std::size_t index = 0;
     /// The route's configuration.
     route_config config;
     /// Address to listen on (port 0 until the first listener is bound).

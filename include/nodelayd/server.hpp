@@ -4,6 +4,8 @@
 
 #include "nodelayd/config.hpp"
 #include "nodelayd/route_runtime.hpp"
+#include "nodelayd/stats.hpp"
+#include "nodelayd/stats_server.hpp"
 #include "nodelayd/worker.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -37,9 +39,14 @@ public:
     void run();
     /// Begins a graceful shutdown from any thread.
     void stop();
+    /// Merges every worker's statistics (any thread; reads relaxed atomics only).
+    [[nodiscard]] stats_snapshot snapshot() const;
+    /// The stats endpoint's address, or empty when it is off.
+    [[nodiscard]] std::string stats_address() const;
 
 private:
     void begin_shutdown();
+    void open_stats();
 
     daemon_config config_;
     std::vector<std::unique_ptr<route_runtime>> routes_;
@@ -48,6 +55,8 @@ private:
     boost::asio::steady_timer deadline_;
     boost::asio::signal_set signals_;
     bool shutting_down_ = false;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::unique_ptr<stats_server> stats_;
 };
 
 } // namespace nodelayd

@@ -11,8 +11,9 @@
 namespace nodelayd {
 
 /// Runs one session to completion. The caller has already counted it in route.active;
-/// the session uncounts itself when it ends.
+/// the session uncounts itself when it ends. `stats` (the worker's own copy for this route,
+/// or null when stats are off) receives everything measured.
 boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket client, route_runtime& route,
-                                         session_registry& registry);
+                                         session_registry& registry, route_stats* stats);
 
 } // namespace nodelayd

@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <system_error>
 
@@ -21,6 +22,8 @@ struct read_result {
     bool would_block = false;
     /// Any other failure (ECONNRESET, ETIMEDOUT, ...).
     std::error_code error;
+    /// Kernel receive time of the bytes (CLOCK_REALTIME ns), when asked for and available.
+    std::int64_t rx_ns = 0;
 };
 
 /// Outcome of one non-blocking gathered write.
@@ -40,8 +43,33 @@ std::error_code set_nodelay(int fd, bool on);
 /// re-arm it before every read.
 std::error_code arm_quickack(int fd);
 
-/// Reads once into `buffer` without blocking.
-read_result read_some(int fd, std::span<std::byte> buffer);
+/// Reads once into `buffer` without blocking; with `timestamp`, also fetches the kernel's
+/// receive timestamp (needs enable_rx_timestamps()).
+read_result read_some(int fd, std::span<std::byte> buffer, bool timestamp = false);
+
+/// SO_TIMESTAMPNS: the kernel stamps every received segment (software RX time).
+std::error_code enable_rx_timestamps(int fd);
+
+/// CLOCK_REALTIME in nanoseconds: the clock receive timestamps use.
+std::int64_t realtime_ns();
+
+/// The TCP_INFO fields nodelayd reports.
+struct tcp_info_sample {
+    /// Smoothed RTT, microseconds.
+    std::uint32_t rtt_us = 0;
+    /// Segments sent.
+    std::uint64_t segments_out = 0;
+    /// Retransmitted segments over the connection's life.
+    std::uint32_t retransmits = 0;
+    /// Largest segment the peer sends us (the "full segment" of a read).
+    std::uint32_t rcv_mss = 0;
+};
+
+/// TCP_MAXSEG: the connection's MSS (0 when unknown).
+std::size_t max_segment(int fd);
+
+/// Reads TCP_INFO; false when the socket has none (closed, not TCP).
+bool read_tcp_info(int fd, tcp_info_sample& out);
 
 /// Hands all of `chunks` to the kernel in one sendmsg; `more` sets MSG_MORE.
 write_result write_gathered(int fd, std::span<const iovec> chunks, bool more);

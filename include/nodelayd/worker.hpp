@@ -5,11 +5,13 @@
 
 #include "nodelayd/route_runtime.hpp"
 #include "nodelayd/session_registry.hpp"
+#include "nodelayd/stats.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -18,8 +20,9 @@ namespace nodelayd {
 /// A thread serving every route through its own listeners.
 class worker {
 public:
-    /// Creates the io_context; listeners are added with bind().
-    explicit worker(std::size_t index);
+    /// Creates the io_context; listeners are added with bind(). With `measure`, sessions
+    /// record statistics into this worker's own route_stats.
+    worker(std::size_t index, bool measure);
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
     ~worker();
@@ -35,12 +38,18 @@ public:
     void abort_sessions();
     /// Joins the thread.
     void join();
+    /// What this worker recorded for the route with `route_index` (read from any thread).
+    [[nodiscard]] const route_stats& stats(std::size_t route_index) const {
+        return *stats_.at(route_index);
+    }
 
 private:
     boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor,
                                              route_runtime& route);
 
     std::size_t index_;
+    bool measure_;
+    std::vector<std::unique_ptr<route_stats>> stats_;
     boost::asio::io_context ctx_{1};
     std::vector<std::pair<boost::asio::ip::tcp::acceptor, route_runtime*>> listeners_;
     session_registry sessions_;

@@ -17,6 +17,7 @@ class Endpoint:
     host: str
     port: int
     proc: Proc | None = None  # None for "direct"
+    stats_url: str | None = None  # nodelayd's stats endpoint, e.g. http://127.0.0.1:9900
 
     @property
     def addr(self) -> str:

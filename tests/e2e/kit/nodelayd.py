@@ -22,6 +22,7 @@ from .procs import Proc
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))
 LISTENING_RX = re.compile(r"listening on (\[[^\]]+\]|[^\s\[\]]+):(\d+)")
+STATS_RX = re.compile(r"stats endpoint at (http://\S+)")
 
 
 def binary() -> str:
@@ -55,7 +56,13 @@ class Nodelayd:
         up = f"[{upstream_host}]" if ":" in upstream_host else upstream_host
         argv = [binary(), "--listen", f"{LOOPBACK}:{listen_port}",
                 "--upstream", f"{up}:{upstream_port}", *self.extra_args]
+        # A kernel-chosen stats port unless the caller picked one: several daemons (tests
+        # in parallel, bench targets) must never collide on the default 127.0.0.1:9900.
+        if not any(a == "--stats" or a.startswith("--stats=") for a in self.extra_args):
+            argv += ["--stats", f"{LOOPBACK}:0"]
         with Proc(argv, name="nodelayd") as proc:
             m = proc.wait_for_line(LISTENING_RX, self.start_timeout)
             host = m.group(1).strip("[]")
-            yield Endpoint(self.name, host, int(m.group(2)), proc)
+            stats = [STATS_RX.search(line) for line in list(proc.lines)]
+            url = next((s.group(1) for s in stats if s), None)
+            yield Endpoint(self.name, host, int(m.group(2)), proc, stats_url=url)

@@ -14,6 +14,17 @@ import threading
 from .ports import LOOPBACK
 
 
+def recv_exact(s: socket.socket, n: int) -> bytes:
+    """Exactly n bytes from s, or EOFError if the peer closes first."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise EOFError(f"peer closed after {len(buf)}/{n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
 class ThreadedServer:
     """Subclasses implement handle(conn); use as a context manager."""
 

@@ -15,20 +15,10 @@ from __future__ import annotations
 import socket
 import time
 
-from .tcpserver import ThreadedServer
+from .tcpserver import ThreadedServer, recv_exact
 
 HALF = 10
 ROUND = 2 * HALF
-
-
-def recv_exact(s: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise EOFError(f"peer closed after {len(buf)}/{n} bytes")
-        buf += chunk
-    return bytes(buf)
 
 
 SERVER_HALVES = (b"S" * HALF, b"s" * HALF)

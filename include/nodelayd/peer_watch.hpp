@@ -1,0 +1,54 @@
+#pragma once
+// Peer-stall detection: the pure rule and the per-socket facts it needs.
+//
+// A peer stall is suspected when, after a read from that peer shorter than a full segment,
+// the peer's next bytes arrive 30-250 ms later (kernel receive timestamps) and nodelayd sent
+// nothing to that peer in between. That gap is the signature of a sender whose Nagle holds
+// a small segment until its previous one is ACKed while the ACK is delayed (40 ms on Linux,
+// up to 200 ms elsewhere). A peer that was answered and then thought for a while is not
+// counted: something was sent to it in between.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace nodelayd {
+
+/// What nodelayd has seen on one side's socket; shared by the session's two pumps.
+struct peer_watch {
+    /// Kernel receive time (ns) of the last bytes read from this peer; 0 before any.
+    std::int64_t last_rx_ns = 0;
+    /// Whether that read was shorter than a full segment.
+    bool last_read_short = false;
+    /// Whether nodelayd wrote to this peer since that read.
+    bool sent_since = false;
+    /// Bytes in a full segment from this peer (the connection's MSS).
+    std::size_t full_segment = 536;
+};
+
+/// Shortest gap counted as a stall.
+inline constexpr std::chrono::nanoseconds stall_min_gap = std::chrono::milliseconds(30);
+/// Longest gap counted as a stall.
+inline constexpr std::chrono::nanoseconds stall_max_gap = std::chrono::milliseconds(250);
+
+/// Whether bytes from the peer received at `rx_ns` end a suspected stall.
+constexpr bool is_peer_stall(const peer_watch& w, std::int64_t rx_ns) {
+    if (w.last_rx_ns == 0 || !w.last_read_short || w.sent_since)
+        return false;
+    const std::int64_t gap = rx_ns - w.last_rx_ns;
+    return gap >= stall_min_gap.count() && gap <= stall_max_gap.count();
+}
+
+/// Records a read of `bytes` received at `rx_ns`.
+constexpr void note_read(peer_watch& w, std::size_t bytes, std::int64_t rx_ns) {
+    w.last_rx_ns = rx_ns;
+    w.last_read_short = bytes < w.full_segment;
+    w.sent_since = false;
+}
+
+/// Records that nodelayd wrote to the peer.
+constexpr void note_sent(peer_watch& w) {
+    w.sent_since = true;
+}
+
+} // namespace nodelayd
