@@ -33,6 +33,10 @@ class Direct:
 
 PEERS = ("haproxy", "nginx-stream", "socat")
 ALL = ("direct", "nodelayd", *PEERS)
+# Not run unless asked for: nodelayd without its stats (no timestamps, no counters),
+# to measure what measuring costs.
+EXTRA = ("nodelayd-nostats",)
+KNOWN = (*ALL, *EXTRA)
 
 
 def launcher(name: str, nodelayd_args: Sequence[str] = ()):
@@ -41,13 +45,15 @@ def launcher(name: str, nodelayd_args: Sequence[str] = ()):
         return Direct()
     if name == "nodelayd":
         return Nodelayd(nodelayd_args)
+    if name == "nodelayd-nostats":
+        return Nodelayd([*nodelayd_args, "--stats", "off"], name=name)
     if name == "haproxy":
         return HAProxy()
     if name == "nginx-stream":
         return NginxStream()
     if name == "socat":
         return Socat()
-    raise KeyError(f"unknown target {name!r}; known: {', '.join(ALL)}")
+    raise KeyError(f"unknown target {name!r}; known: {', '.join(KNOWN)}")
 
 
 def missing_binary(name: str) -> str | None:
