@@ -50,7 +50,12 @@ cli_request parse_command_line(int argc, const char* const* argv) {
         "max-connections", po::value<std::string>()->value_name("N"),
         "open sessions per route (default 10000)")(
         "buffer-size", po::value<std::string>()->value_name("SIZE"),
-        "bytes buffered per direction before reading pauses (default 64k)");
+        "bytes buffered per direction before reading pauses (default 64k)")(
+        "send-proxy", po::value<std::string>()->value_name("off|v1|v2"),
+        "send a PROXY protocol header with the client's address to the upstream (default off)")(
+        "accept-proxy", po::value<std::string>()->value_name("on|off"),
+        "clients must start with a PROXY protocol header, whose address then counts as the "
+        "client's (default off)");
 
     po::options_description all;
     all.add(general).add(route).add(policy);

@@ -69,6 +69,12 @@ const std::map<std::string, route_setter>& route_setters() {
             if (r.buffer_size < 4096 || r.buffer_size > (256u << 20))
                 throw std::invalid_argument("'" + v + "' is out of range 4k..256m");
         };
+        t["send-proxy"] = [](route_config& r, const std::string& v) {
+            r.send_proxy = parse_proxy_version(v);
+        };
+        t["accept-proxy"] = [](route_config& r, const std::string& v) {
+            r.accept_proxy = parse_switch(v);
+        };
         return t;
     }();
     return table;

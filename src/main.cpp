@@ -2,11 +2,11 @@
 
 #include "nodelayd/cli.hpp"
 #include "nodelayd/config.hpp"
+#include "nodelayd/logging.hpp"
 #include "nodelayd/route_runtime.hpp"
 #include "nodelayd/server.hpp"
 #include "nodelayd/version.hpp"
 
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
@@ -28,22 +28,25 @@ void raise_descriptor_limit() {
         spdlog::warn("could not raise the descriptor limit to {}", wanted);
 }
 
-void setup_logging(const std::string& level) {
-    auto logger = spdlog::stderr_logger_mt("nodelayd");
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
-    logger->set_level(spdlog::level::from_str(level));
-    logger->flush_on(spdlog::level::info);
-    spdlog::set_default_logger(logger);
-}
-
 } // namespace
+
+// Reads the configuration the command line names: the file (if any) under the command-line
+// settings. Used at startup and again on every reload.
+nodelayd::daemon_config load_config(const nodelayd::cli_request& req) {
+    std::optional<nodelayd::config_file> file;
+    if (req.config_path)
+        file = nodelayd::read_config_file(*req.config_path);
+    return nodelayd::build_config(file, req.values,
+                                  std::max(1u, std::thread::hardware_concurrency()));
+}
 
 int main(int argc, char** argv) {
     using namespace nodelayd;
+    cli_request req;
     daemon_config config;
     std::vector<std::unique_ptr<route_runtime>> routes;
     try {
-        const auto req = parse_command_line(argc, argv);
+        req = parse_command_line(argc, argv);
         if (req.help) {
             std::cout << req.usage;
             return 0;
@@ -52,10 +55,7 @@ int main(int argc, char** argv) {
             std::cout << "nodelayd " << version << "\n";
             return 0;
         }
-        std::optional<config_file> file;
-        if (req.config_path)
-            file = read_config_file(*req.config_path);
-        config = build_config(file, req.values, std::max(1u, std::thread::hardware_concurrency()));
+        config = load_config(req);
         routes = resolve_routes(config);
         if (req.check) {
             std::cout << "nodelayd: configuration OK: " << config.routes.size() << " route(s)\n";
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     setup_logging(config.log_level);
     raise_descriptor_limit();
     try {
-        server srv(config, std::move(routes));
+        server srv(config, std::move(routes), [&req] { return load_config(req); });
         spdlog::info("nodelayd {} starting with {} worker thread(s)", version, config.threads);
         if (const auto stats = srv.stats_address(); !stats.empty())
             spdlog::info("stats endpoint at {}{}", stats.starts_with("/") ? "unix:" : "http://",

@@ -30,6 +30,8 @@ std::string_view to_string(close_reason reason) {
         return "shutdown";
     case close_reason::connect_failed:
         return "connect-failed";
+    case close_reason::proxy_header:
+        return "proxy-header";
     }
     return "unknown";
 }

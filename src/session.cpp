@@ -1,5 +1,6 @@
 #include "nodelayd/session.hpp"
 
+#include "nodelayd/proxy_io.hpp"
 #include "nodelayd/socket_ops.hpp"
 #include "nodelayd/upstream_connector.hpp"
 
@@ -53,7 +54,8 @@ asio::awaitable<void> run_session(tcp::socket client, route_runtime& route,
                                   session_registry& registry, route_stats* stats) {
     active_guard guard{route.active};
     const auto started = std::chrono::steady_clock::now();
-    const std::string client_name = peer_of(client);
+    std::string client_name = peer_of(client);
+    connection_addresses addresses = addresses_of(client);
     tcp::socket upstream(client.get_executor());
     relay_control control(client, upstream);
     session_registry::entry registered(registry, control);
@@ -62,9 +64,30 @@ asio::awaitable<void> run_session(tcp::socket client, route_runtime& route,
 
     sys::set_nodelay(client.native_handle(), route.config.client.nodelay);
     relay_outcome outcome;
-    const auto server = co_await connect_upstream(route, upstream, control, stats);
-    if (!server) {
+    std::optional<std::string> server;
+    bool proxy_header_ok = true;
+    if (route.config.accept_proxy) {
+        const auto header = co_await receive_proxy_header(client, control, proxy_header_timeout,
+                                                          route.config.client.quickack);
+        proxy_header_ok = header.status == proxy_parse_status::complete;
+        if (header.source) { // none for v1 UNKNOWN, v2 LOCAL: the connection's own apply
+            addresses = {*header.source, *header.destination};
+            client_name = to_string(*header.source);
+        } else if (!proxy_header_ok && !control.aborted()) {
+            spdlog::warn("route={} client={} no valid PROXY header: {}", route.config.name,
+                         client_name, header.error);
+        }
+    }
+    if (!proxy_header_ok) {
+        outcome.reason = control.aborted() ? control.reason() : close_reason::proxy_header;
+    } else if (server = co_await connect_upstream(route, upstream, control, stats); !server) {
         outcome.reason = control.aborted() ? control.reason() : close_reason::connect_failed;
+    } else if (const auto ec =
+                   co_await send_proxy_header(upstream, route.config.send_proxy, addresses)) {
+        if (!control.aborted())
+            spdlog::warn("route={} client={} sending the PROXY header to {} failed: {}",
+                         route.config.name, client_name, *server, ec.message());
+        outcome.reason = control.aborted() ? control.reason() : close_reason::upstream_reset;
     } else {
         sys::set_nodelay(upstream.native_handle(), route.config.upstream.nodelay);
         outcome = co_await relay(client, upstream, route.relay, control, stats);
@@ -76,7 +99,8 @@ asio::awaitable<void> run_session(tcp::socket client, route_runtime& route,
 
     close_socket(upstream, outcome.reason == close_reason::client_reset);
     close_socket(client, outcome.reason == close_reason::upstream_reset ||
-                             outcome.reason == close_reason::connect_failed);
+                             outcome.reason == close_reason::connect_failed ||
+                             outcome.reason == close_reason::proxy_header);
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
     spdlog::info("route={} client={} upstream={} bytes_c2u={} bytes_u2c={} duration={:.3f}s "
                  "close={} stalls_client={} stalls_upstream={}",

@@ -66,6 +66,24 @@ read_result read_some(int fd, std::span<std::byte> buffer, bool timestamp) {
     }
 }
 
+read_result peek_some(int fd, std::span<std::byte> buffer) {
+    read_result r;
+    for (;;) {
+        const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0)
+            r.bytes = static_cast<std::size_t>(n);
+        else if (n == 0)
+            r.eof = true;
+        else if (errno == EINTR)
+            continue;
+        else if (errno == EAGAIN || errno == EWOULDBLOCK)
+            r.would_block = true;
+        else
+            r.error = last_error();
+        return r;
+    }
+}
+
 write_result write_gathered(int fd, std::span<const iovec> chunks, bool more) {
     msghdr msg{};
     msg.msg_iov = const_cast<iovec*>(chunks.data());

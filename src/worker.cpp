@@ -1,6 +1,6 @@
 #include "nodelayd/worker.hpp"
-#include "nodelayd/asio_support.hpp"
 
+#include "nodelayd/asio_support.hpp"
 #include "nodelayd/session.hpp"
 #include "nodelayd/socket_ops.hpp"
 
@@ -11,14 +11,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 namespace nodelayd {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-namespace {} // namespace
-
-worker::worker(std::size_t index, bool measure) : index_(index), measure_(measure) {}
+worker::worker(std::size_t index) : index_(index) {}
 
 worker::~worker() {
     if (thread_.joinable()) {
@@ -28,7 +28,7 @@ worker::~worker() {
     }
 }
 
-tcp::endpoint worker::bind(route_runtime& route) {
+worker::staged_listener worker::bind(route_runtime& route) {
     const std::string where = "route '" + route.config.name + "': ";
     tcp::acceptor acceptor(ctx_);
     boost::system::error_code ec;
@@ -41,19 +41,30 @@ tcp::endpoint worker::bind(route_runtime& route) {
     throw_if(ec, where + "bind " + to_string(route.listen));
     acceptor.listen(asio::socket_base::max_listen_connections, ec);
     throw_if(ec, where + "listen " + to_string(route.listen));
-    auto bound = acceptor.local_endpoint(ec);
-    throw_if(ec, where + "getsockname");
-    listeners_.emplace_back(std::move(acceptor), &route);
-    while (stats_.size() <= route.index)
-        stats_.push_back(std::make_unique<route_stats>());
-    return bound;
+    return {std::move(acceptor), &route};
 }
 
-void worker::start(std::function<void()> on_exit) {
-    for (auto& [acceptor, route] : listeners_) {
-        asio::co_spawn(ctx_, accept_loop(acceptor, *route),
-                       log_failure{"route=" + route->config.name + " accept loop"});
+worker::staged_listener worker::adopt(route_runtime& route, int fd) {
+    tcp::acceptor acceptor(ctx_);
+    boost::system::error_code ec;
+    acceptor.assign(route.listen.protocol(), fd, ec);
+    if (ec)
+        ::close(fd);
+    throw_if(ec, "route '" + route.config.name + "': adopt passed socket");
+    return {std::move(acceptor), &route};
+}
+
+void worker::spawn(std::vector<staged_listener> listeners) {
+    for (auto& staged : listeners) {
+        const auto it =
+            listeners_.insert(listeners_.end(), {std::move(staged.acceptor), staged.route});
+        asio::co_spawn(ctx_, accept_loop(it),
+                       log_failure{"route=" + staged.route->config.name + " accept loop"});
     }
+}
+
+void worker::start(std::vector<staged_listener> listeners, std::function<void()> on_exit) {
+    spawn(std::move(listeners));
     thread_ = std::thread([this, on_exit = std::move(on_exit)] {
         try {
             ctx_.run();
@@ -64,11 +75,35 @@ void worker::start(std::function<void()> on_exit) {
     });
 }
 
+void worker::add(std::vector<staged_listener> listeners) {
+    // The acceptors move into the posted handler; shared_ptr keeps it copyable.
+    auto moved = std::make_shared<std::vector<staged_listener>>(std::move(listeners));
+    asio::post(ctx_, [this, moved] { spawn(std::move(*moved)); });
+}
+
+void worker::retarget(route_runtime* from, route_runtime* to) {
+    asio::post(ctx_, [this, from, to] {
+        for (auto& l : listeners_)
+            if (l.route == from)
+                l.route = to;
+    });
+}
+
+void worker::stop_route(route_runtime* route) {
+    asio::post(ctx_, [this, route] {
+        for (auto& l : listeners_)
+            if (l.route == route) {
+                boost::system::error_code ignored;
+                l.acceptor.close(ignored);
+            }
+    });
+}
+
 void worker::stop_accepting() {
     asio::post(ctx_, [this] {
-        for (auto& [acceptor, route] : listeners_) {
+        for (auto& l : listeners_) {
             boost::system::error_code ignored;
-            acceptor.close(ignored);
+            l.acceptor.close(ignored);
         }
     });
 }
@@ -77,18 +112,25 @@ void worker::abort_sessions() {
     asio::post(ctx_, [this] { sessions_.abort_all(close_reason::shutdown); });
 }
 
+void worker::post(std::function<void()> f) {
+    asio::post(ctx_, std::move(f));
+}
+
 void worker::join() {
     if (thread_.joinable())
         thread_.join();
 }
 
-asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, route_runtime& route) {
+asio::awaitable<void> worker::accept_loop(std::list<listener>::iterator it) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+    tcp::acceptor& acceptor = it->acceptor;
     asio::steady_timer backoff(ctx_);
     while (acceptor.is_open()) {
         auto [ec, client] = co_await acceptor.async_accept(use_tuple);
         if (ec == asio::error::operation_aborted || !acceptor.is_open())
             break;
+        // Read after every accept: a reload may have handed the listener to a new route.
+        route_runtime& route = *it->route;
         if (ec) {
             if (out_of_descriptors(ec)) {
                 // Retrying at once would spin: the pending connection stays in the backlog
@@ -101,20 +143,21 @@ asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, route_runtime
             }
             continue;
         }
+        route_stats* stats = route.stats ? route.stats->per_worker[index_].get() : nullptr;
         if (route.active.fetch_add(1, std::memory_order_relaxed) >= route.config.max_connections) {
             route.active.fetch_sub(1, std::memory_order_relaxed);
-            stats_[route.index]->refused_total.add();
+            if (stats != nullptr)
+                stats->refused_total.add();
             spdlog::warn("route={} refused a connection: max-connections ({}) reached",
                          route.config.name, route.config.max_connections);
             sys::set_reset_on_close(client.native_handle());
             client.close(ec);
             continue;
         }
-        asio::co_spawn(ctx_,
-                       run_session(std::move(client), route, sessions_,
-                                   measure_ ? stats_[route.index].get() : nullptr),
+        asio::co_spawn(ctx_, run_session(std::move(client), route, sessions_, stats),
                        log_failure{"route=" + route.config.name + " session"});
     }
+    listeners_.erase(it);
 }
 
 } // namespace nodelayd

@@ -119,6 +119,34 @@ TEST(config, layers_defaults_then_file_globals_then_route_then_command_line) {
         EXPECT_EQ(r.connect_timeout, 1s); // command line beats everything
 }
 
+TEST(config, proxy_protocol_keys) {
+    const auto file = file_with(
+        {{"send-proxy", "v1"}},
+        {{"imap", {{"listen", ":1"}, {"upstream", "h:2"}}},
+         {"web",
+          {{"listen", ":3"}, {"upstream", "h:4"}, {"send-proxy", "v2"}, {"accept-proxy", "on"}}}});
+    const auto cfg = build_config(file, {}, 1);
+    EXPECT_EQ(cfg.routes[0].send_proxy, proxy_version::v1); // file global
+    EXPECT_FALSE(cfg.routes[0].accept_proxy);               // built-in default
+    EXPECT_EQ(cfg.routes[1].send_proxy, proxy_version::v2); // route beats global
+    EXPECT_TRUE(cfg.routes[1].accept_proxy);
+
+    const auto cli = build_config(file, {{"send-proxy", "off"}, {"accept-proxy", "yes"}}, 1);
+    for (const auto& r : cli.routes) {
+        EXPECT_EQ(r.send_proxy, proxy_version::off); // command line beats everything
+        EXPECT_TRUE(r.accept_proxy);
+    }
+    const auto defaults = build_config(std::nullopt, {{"listen", ":1"}, {"upstream", "h:2"}}, 1);
+    EXPECT_EQ(defaults.routes[0].send_proxy, proxy_version::off);
+    EXPECT_FALSE(defaults.routes[0].accept_proxy);
+
+    expect_error(std::nullopt, {{"listen", ":1"}, {"upstream", "h:2"}, {"send-proxy", "v3"}},
+                 {"command line", "send-proxy", "'v3' is not off, v1 or v2"});
+    expect_file_error(
+        file_with({}, {{"web", {{"listen", ":1"}, {"upstream", "h:2"}, {"accept-proxy", "v2"}}}}),
+        {"route 'web'", "accept-proxy", "not on or off"});
+}
+
 TEST(config, command_line_route_beside_file_routes) {
     const auto file = file_with({}, {{"imap", {{"listen", ":1"}, {"upstream", "h:2"}}}});
     const auto cfg = build_config(file, {{"listen", ":3"}, {"upstream", "h:4"}}, 1);

@@ -5,6 +5,7 @@
 
 #include "nodelayd/endpoint.hpp"
 #include "nodelayd/policy.hpp"
+#include "nodelayd/proxy_protocol.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -42,6 +43,11 @@ struct route_config {
     std::size_t max_connections = 10'000;
     /// Bytes buffered per direction before the relay stops reading the source.
     std::size_t buffer_size = 64 * 1024;
+    /// PROXY protocol header sent to the upstream before any relayed byte.
+    proxy_version send_proxy = proxy_version::off;
+    /// Clients must start with a PROXY protocol header (from a trusted proxy in front), whose
+    /// addresses then stand for the client's.
+    bool accept_proxy = false;
 };
 
 /// The whole daemon configuration.

@@ -29,6 +29,8 @@ enum class close_reason {
     shutdown,
     /// No upstream server accepted the connection.
     connect_failed,
+    /// accept-proxy: the client sent no valid PROXY protocol header in time; it got a reset.
+    proxy_header,
 };
 
 /// Short name for logs.

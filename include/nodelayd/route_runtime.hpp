@@ -22,10 +22,24 @@ struct upstream_server {
     std::vector<boost::asio::ip::tcp::endpoint> endpoints;
 };
 
+/// One route's statistics: a route_stats per worker thread, each written only by its
+/// worker. Shared by the successive configurations of a route (same name) across reloads.
+struct route_stats_set {
+    /// Indexed by worker.
+    std::vector<std::unique_ptr<route_stats>> per_worker;
+    /// A set with one route_stats per worker.
+    explicit route_stats_set(std::size_t workers) {
+        for (std::size_t i = 0; i < workers; ++i)
+            per_worker.push_back(std::make_unique<route_stats>());
+    }
+};
+
 /// A configured route, resolved and ready to serve.
 struct route_runtime {
-    /// Position in the configuration; indexes per-worker stats.
+    /// Position in the configuration.
     std::size_t index = 0;
+    /// Where sessions record; null when stats are off.
+    std::shared_ptr<route_stats_set> stats;
     /// The route's configuration.
     route_config config;
     /// Address to listen on (port 0 until the first listener is bound).

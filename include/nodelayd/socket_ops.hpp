@@ -47,6 +47,10 @@ std::error_code arm_quickack(int fd);
 /// receive timestamp (needs enable_rx_timestamps()).
 read_result read_some(int fd, std::span<std::byte> buffer, bool timestamp = false);
 
+/// Copies what is queued to read into `buffer` without consuming it (MSG_PEEK), without
+/// blocking: a later read returns the same bytes.
+read_result peek_some(int fd, std::span<std::byte> buffer);
+
 /// SO_TIMESTAMPNS: the kernel stamps every received segment (software RX time).
 std::error_code enable_rx_timestamps(int fd);
 

@@ -1,57 +1,74 @@
 #pragma once
-// One worker thread: its own io_context, one SO_REUSEPORT listener per route, and the
-// sessions those listeners accepted. Nothing is shared with other workers but the routes'
-// connection counters.
+// One worker thread: its own io_context, one listener per route (SO_REUSEPORT, or a shared
+// socket passed by the service manager), and the sessions those listeners accepted. Nothing
+// is shared with other workers but the routes' connection counters.
 
 #include "nodelayd/route_runtime.hpp"
 #include "nodelayd/session_registry.hpp"
-#include "nodelayd/stats.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <functional>
+#include <list>
 #include <memory>
 #include <thread>
 #include <vector>
 
 namespace nodelayd {
 
-/// A thread serving every route through its own listeners.
+/// A thread serving routes through its own listeners.
 class worker {
 public:
-    /// Creates the io_context; listeners are added with bind(). With `measure`, sessions
-    /// record statistics into this worker's own route_stats.
-    worker(std::size_t index, bool measure);
+    /// A bound, listening socket for a route that this worker has not started yet.
+    struct staged_listener {
+        /// The acceptor, already listening.
+        boost::asio::ip::tcp::acceptor acceptor;
+        /// The route it serves.
+        route_runtime* route;
+    };
+
+    /// Creates the io_context.
+    explicit worker(std::size_t index);
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
     ~worker();
 
-    /// Binds a listener for `route` (SO_REUSEPORT, so every worker can bind the same address).
-    /// Returns the bound endpoint; throws std::system_error with the failing step in what().
-    boost::asio::ip::tcp::endpoint bind(route_runtime& route);
-    /// Starts the thread; `on_exit` runs on it when its io_context runs out of work.
-    void start(std::function<void()> on_exit);
-    /// Closes the listeners (from any thread); sessions carry on.
+    /// Binds and listens for `route` on this worker's context (SO_REUSEPORT, so every worker
+    /// can bind the same address). Throws std::system_error naming the failing step.
+    staged_listener bind(route_runtime& route);
+    /// Wraps a listening socket passed by the service manager (takes ownership of `fd`).
+    staged_listener adopt(route_runtime& route, int fd);
+    /// Starts the thread with `listeners`; `on_exit` runs on it when it runs out of work.
+    void start(std::vector<staged_listener> listeners, std::function<void()> on_exit);
+    /// Starts accepting on more listeners (from any thread, after start()).
+    void add(std::vector<staged_listener> listeners);
+    /// New connections on `from`'s listeners belong to `to` from now on (any thread).
+    void retarget(route_runtime* from, route_runtime* to);
+    /// Closes the listeners of `route` (any thread); its sessions carry on.
+    void stop_route(route_runtime* route);
+    /// Closes every listener (any thread); sessions carry on.
     void stop_accepting();
-    /// Aborts every session (from any thread).
+    /// Aborts every session (any thread).
     void abort_sessions();
+    /// Runs `f` on the worker's thread (a heartbeat proves the loop turns).
+    void post(std::function<void()> f);
     /// Joins the thread.
     void join();
-    /// What this worker recorded for the route with `route_index` (read from any thread).
-    [[nodiscard]] const route_stats& stats(std::size_t route_index) const {
-        return *stats_.at(route_index);
-    }
+    /// Position among the workers.
+    [[nodiscard]] std::size_t index() const { return index_; }
 
 private:
-    boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor,
-                                             route_runtime& route);
+    struct listener {
+        boost::asio::ip::tcp::acceptor acceptor;
+        route_runtime* route;
+    };
+    void spawn(std::vector<staged_listener> listeners);
+    boost::asio::awaitable<void> accept_loop(std::list<listener>::iterator it);
 
     std::size_t index_;
-    bool measure_;
-    std::vector<std::unique_ptr<route_stats>> stats_;
     boost::asio::io_context ctx_{1};
-    std::vector<std::pair<boost::asio::ip::tcp::acceptor, route_runtime*>> listeners_;
+    std::list<listener> listeners_;
     session_registry sessions_;
     std::thread thread_;
 };

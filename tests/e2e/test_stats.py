@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from kit import imap_client  # noqa: E402
 from kit.dovecot import DOVECOT, Dovecot  # noqa: E402
-from kit.echo import EchoServer, ping_pong_p50, recv_exact  # noqa: E402
+from kit.echo import EchoServer, recv_exact  # noqa: E402
 from kit.testing import E2ETestCase  # noqa: E402
 
 PROMTOOL = "/usr/bin/promtool"
@@ -105,9 +106,21 @@ class StatsEndpoint(E2ETestCase):
 
     def test_ping_pong_added_latency_matches_round_trip_difference(self):
         rounds = 2000
-        direct = ping_pong_p50(self.echo.host, self.echo.port, rounds)
         with self.nodelayd(self.echo.host, self.echo.port, "--threads", "1") as ep:
-            proxied = ping_pong_p50(ep.host, ep.port, rounds)
+            # Alternate direct and proxied round trips so both see the same machine load.
+            with socket.create_connection((self.echo.host, self.echo.port), timeout=10) as d, \
+                    socket.create_connection((ep.host, ep.port), timeout=10) as p:
+                times = {d: [], p: []}
+                for s in (d, p):
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for _ in range(rounds):
+                    for s in (d, p):
+                        t0 = time.perf_counter()
+                        s.sendall(b"x" * 32)
+                        recv_exact(s, 32)
+                        times[s].append(time.perf_counter() - t0)
+                direct = statistics.median(times[d])
+                proxied = statistics.median(times[p])
             lat = route_stats(ep)["added_latency"]
         reported = (lat["client_to_upstream"]["p50_us"] + lat["upstream_to_client"]["p50_us"]) / 1e6
         diff = proxied - direct
@@ -115,12 +128,11 @@ class StatsEndpoint(E2ETestCase):
               f"difference {diff * 1e6:.1f} us; reported added p50 (both directions) "
               f"{reported * 1e6:.1f} us", file=sys.stderr)
         self.assertEqual(lat["client_to_upstream"]["count"], rounds)
-        # The daemon's own time is part of the difference (the rest is the extra kernel
-        # hops), so it must be positive and not larger than the difference plus bucket
-        # resolution and scheduling noise.
-        self.assertGreater(reported, 0)
-        self.assertLess(reported, 1.5 * diff + 50e-6)
-        self.assertGreater(reported, 0.1 * diff)
+        # The daemon's own time is most of the difference (the rest is the extra kernel
+        # hops), so it must be positive and of the same size, within bucket resolution
+        # (25 %) and scheduling noise.
+        self.assertGreater(reported, 0.2 * diff)
+        self.assertLess(reported, 2.0 * diff + 50e-6)
 
 
 class ImapPeerStalls(E2ETestCase):

@@ -9,7 +9,9 @@ connection does not stall -- a proxy that delays its ACKs does.
 Everything lives in a temp dir: config, base_dir, state, log and the maildir;
 one passwd-file user with a plain password; no SSL, no chroot.  It works as
 root (login processes run as dovenull, mail as nobody) and as an ordinary
-user (everything runs as that user).
+user (everything runs as that user).  With haproxy=True the IMAP listener
+requires a PROXY protocol header (v1 or v2) from 127.0.0.0/8 and logs the
+address in it as rip=.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ mail_save_crlf = yes
 # The bench measures network latency, not the disk: no fsync per message.
 mail_fsync = never
 mail_max_userip_connections = 1000
+{haproxy_trusted}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/passwd
@@ -64,6 +67,7 @@ service imap-login {{
   inet_listener imap {{
     address = {host}
     port = {port}
+    {haproxy_listener}
   }}
   inet_listener imaps {{
     port = 0
@@ -76,8 +80,10 @@ class Dovecot:
     """Context manager; attributes host, port, user, password, log_path."""
 
     def __init__(self, port: int = 0, user: str = "test",
-                 password: str = "secret", host: str = LOOPBACK):
+                 password: str = "secret", host: str = LOOPBACK,
+                 haproxy: bool = False):
         self.host = host
+        self.haproxy = haproxy
         self.port = port or free_port(host)
         self.user = user
         self.password = password
@@ -129,7 +135,12 @@ class Dovecot:
                                  uid=uid, gid=gid,
                                  login_user=login_user,
                                  internal_user=internal_user,
-                                 internal_group=internal_group))
+                                 internal_group=internal_group,
+                                 haproxy_trusted=(
+                                     "haproxy_trusted_networks = 127.0.0.0/8"
+                                     if self.haproxy else ""),
+                                 haproxy_listener=(
+                                     "haproxy = yes" if self.haproxy else "")))
         self.proc = Proc([DOVECOT, "-F", "-c", conf], name="dovecot",
                          log_path=os.path.join(d, "dovecot.stderr"))
         self._stack.enter_context(self.proc)

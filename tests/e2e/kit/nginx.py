@@ -4,12 +4,16 @@ Why: nginx is both a real keep-alive HTTP backend for byte-exactness tests and,
 with its stream module, a peer TCP proxy for the bench.  Prefix, config, pid,
 logs and temp paths all live in a temp dir; it runs in the foreground
 (`daemon off;`) with one worker.  Every response carries X-Connection (nginx's
-connection serial number) so a client can prove keep-alive was used.
+connection serial number) so a client can prove keep-alive was used.  With
+proxy_protocol=True the HTTP listener requires a PROXY protocol header; with
+access_log=True (implied by proxy_protocol) each request is logged as one JSON
+line with the PROXY header's and the TCP peer's addresses (access_log_entries).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from typing import Iterator, Mapping
 
@@ -34,9 +38,18 @@ events {{
 {stream}
 """
 
+_ACCESS_LOG = """\
+log_format addresses escape=json '{{"proxy_addr":"$proxy_protocol_addr",'
+        '"proxy_port":"$proxy_protocol_port",'
+        '"proxy_server_addr":"$proxy_protocol_server_addr",'
+        '"proxy_server_port":"$proxy_protocol_server_port",'
+        '"remote_addr":"$remote_addr","remote_port":"$remote_port",'
+        '"request":"$request","status":"$status"}}';
+    access_log {d}/access.log addresses;"""
+
 _HTTP = """\
 http {{
-    access_log off;
+    {access_log}
     client_body_temp_path {d}/tmp/body;
     proxy_temp_path {d}/tmp/proxy;
     fastcgi_temp_path {d}/tmp/fastcgi;
@@ -46,7 +59,7 @@ http {{
     keepalive_timeout 600s;
     keepalive_requests 100000;
     server {{
-        listen {host}:{port};
+        listen {host}:{port}{listen_params};
         root {d}/html;
         location / {{
             add_header X-Connection $connection always;
@@ -77,8 +90,11 @@ class Nginx:
 
     def __init__(self, files: Mapping[str, bytes] | None = None,
                  stream_upstream: tuple[str, int] | None = None,
-                 http_port: int = 0, stream_port: int = 0):
+                 http_port: int = 0, stream_port: int = 0,
+                 proxy_protocol: bool = False, access_log: bool = False):
         self.files = dict(files) if files is not None else None
+        self.proxy_protocol = proxy_protocol
+        self.access_log = access_log or proxy_protocol
         self.stream_upstream = stream_upstream
         self.host = LOOPBACK
         self.http_port = (http_port or free_port()) if files is not None else 0
@@ -111,7 +127,11 @@ class Nginx:
                     f.write(body)
                 os.chmod(full, 0o644)
             os.chmod(os.path.join(d, "html"), 0o755)
-            http = _HTTP.format(d=d, host=self.host, port=self.http_port)
+            http = _HTTP.format(
+                d=d, host=self.host, port=self.http_port,
+                listen_params=" proxy_protocol" if self.proxy_protocol else "",
+                access_log=(_ACCESS_LOG.format(d=d) if self.access_log
+                            else "access_log off;"))
         if self.stream_upstream is not None:
             uh, up = self.stream_upstream
             uh = f"[{uh}]" if ":" in uh else uh
@@ -137,6 +157,15 @@ class Nginx:
         except RuntimeError as e:
             raise RuntimeError(f"{e}\n{self.proc.tail()}\n"
                                f"{self.error_log_tail()}") from None
+
+    def access_log_entries(self) -> list[dict]:
+        """Requests logged so far (access_log=True), oldest first."""
+        try:
+            with open(os.path.join(self.dir, "access.log"),
+                      encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
 
     def error_log_tail(self, n: int = 20) -> str:
         try:
