@@ -40,6 +40,24 @@ def route_stats(ep, name="default") -> dict:
     return next(r for r in data["routes"] if r["name"] == name)
 
 
+def wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Waits until every thread of `pid` is in state T (stopped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                pass
+        if states and all(st in ("T", "t") for st in states):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nodelayd did not stop: thread states {states}")
+        time.sleep(0.005)
+
+
 class StatsEndpoint(E2ETestCase):
     TIMEOUT = 90.0
 
@@ -93,6 +111,9 @@ class StatsEndpoint(E2ETestCase):
                 recv_exact(s, 4)
                 os.kill(ep.proc.pid, signal.SIGSTOP)
                 try:
+                    # SIGSTOP is asynchronous: send only once every thread has stopped, or a
+                    # worker still running could relay the message at once.
+                    wait_stopped(ep.proc.pid)
                     s.sendall(b"frozen")  # lands in the kernel, stamped on arrival
                     time.sleep(0.3)
                 finally:
