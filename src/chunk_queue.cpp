@@ -87,7 +87,7 @@ std::size_t chunk_queue::gather(std::span<iovec> out) const {
 void chunk_queue::consume(std::size_t n) {
     bytes_ -= n;
     auto& pool = chunk_pool::local();
-    while (n > 0) {
+    while (n > 0 && head_ != nullptr) { // n never exceeds what is queued
         const std::size_t avail = head_->end - head_->begin;
         if (n < avail) {
             head_->begin += static_cast<std::uint32_t>(n);

@@ -20,7 +20,7 @@ struct chunk {
     std::uint32_t end = 0;
 
     /// Total allocation per chunk, header included.
-    static constexpr std::size_t allocation = 16 * 1024;
+    static constexpr std::size_t allocation = std::size_t{16} * 1024;
     /// Payload bytes per chunk.
     static constexpr std::size_t capacity = allocation - 16;
 

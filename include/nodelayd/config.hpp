@@ -42,7 +42,7 @@ struct route_config {
     /// Sessions open at once on this route; accepted connections past it are refused.
     std::size_t max_connections = 10'000;
     /// Bytes buffered per direction before the relay stops reading the source.
-    std::size_t buffer_size = 64 * 1024;
+    std::size_t buffer_size = std::size_t{64} * 1024;
     /// PROXY protocol header sent to the upstream before any relayed byte.
     proxy_version send_proxy = proxy_version::off;
     /// Clients must start with a PROXY protocol header (from a trusted proxy in front), whose

@@ -43,7 +43,7 @@ struct relay_settings {
     /// Policy for the upstream socket.
     side_policy upstream;
     /// Bytes queued per direction before reading from the source pauses.
-    std::size_t buffer_size = 64 * 1024;
+    std::size_t buffer_size = std::size_t{64} * 1024;
     /// Close the session after this long with no bytes moving.
     std::chrono::milliseconds idle_timeout{600'000};
 };

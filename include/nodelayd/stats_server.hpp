@@ -20,7 +20,7 @@ namespace nodelayd {
 /// Limits of the stats endpoint.
 struct stats_server_limits {
     /// Request line plus headers; larger requests get 431.
-    std::size_t max_header_bytes = 8 * 1024;
+    std::size_t max_header_bytes = std::size_t{8} * 1024;
     /// Time a client gets to send a whole request (and, between requests, to send the next).
     std::chrono::milliseconds request_timeout{5'000};
     /// Concurrent connections; further ones are closed at once.
