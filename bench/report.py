@@ -65,15 +65,23 @@ def environment(argv: Sequence[str]) -> dict:
         "socat": _matching_line(["socat", "-V"], "socat version"),
         "dovecot": _first_line(["dovecot", "--version"]),
         "curl": _first_line(["curl", "--version"]),
+        "iperf3": _first_line(["iperf3", "--version"]),
+        "wrk": _first_line(["wrk", "--version"]),
     }
 
 
 def _fmt(v: float | None) -> str:
     if v is None:
         return "—"
+    if v < 0.1:
+        return f"{v:.3f}"
     if v >= 100:
         return f"{v:,.0f}"
     return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
+def _raw(v: float) -> str:
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.4g}"
 
 
 def _x(v: float | None) -> str:
@@ -89,7 +97,8 @@ def markdown(env: dict, runs: Sequence[ScenarioResult], reps: int) -> str:
             f"- nodelayd: {env['nodelayd']}",
             f"- peers: {env['haproxy']}; {env['nginx']}; {env['socat']}",
             f"- servers/clients: Dovecot {env['dovecot']}; "
-            f"{env['curl']}",
+            f"{env['curl']}; {env.get('iperf3', '?')}; "
+            f"{env.get('wrk', '?')}",
             f"- repetitions: {reps}, targets interleaved (order rotates "
             "each repetition); value = median of the repetitions",
             "- speed-up columns: how many times faster than the reference "
@@ -113,8 +122,10 @@ def markdown(env: dict, runs: Sequence[ScenarioResult], reps: int) -> str:
                 note = " ⚠ " + " / ".join(
                     l.strip() for l in tr.error.splitlines() if l.strip()
                 ).replace("|", "\\|")
-            if t == "nodelayd" and tr.exit_status not in (None, 0):
+            if t.startswith("nodelayd") and tr.exit_status not in (None, 0):
                 note += f" ⚠ exit status {tr.exit_status} after SIGTERM"
+            if tr.note:
+                note += f" ({tr.note})".replace("|", "\\|")
             out.append(
                 f"| {t}{note} | {_fmt(tr.median)} | "
                 f"{_fmt(min(vals) if vals else None)} | "
@@ -126,7 +137,8 @@ def markdown(env: dict, runs: Sequence[ScenarioResult], reps: int) -> str:
     for r in runs:
         for t, tr in r.results.items():
             out.append(f"{r.scenario.name:<5} {t:<13} "
-                       + " ".join(f"{v:.1f}" for v in tr.values))
+                       + (" ".join(_raw(v) for v in tr.values)
+                          or f"({tr.note or tr.error or 'no value'})"))
     out += ["```", "", "</details>", ""]
     return "\n".join(out)
 
@@ -140,7 +152,7 @@ def as_json(env: dict, runs: Sequence[ScenarioResult], reps: int) -> str:
             "higher_is_better": r.scenario.higher_is_better,
             "workload": r.scenario.describe(),
             "targets": {t: {"values": tr.values, "median": tr.median,
-                            "error": tr.error,
+                            "error": tr.error, "note": tr.note,
                             "exit_status": tr.exit_status}
                         for t, tr in r.results.items()},
         } for r in runs]}, indent=2, ensure_ascii=False)

@@ -4,7 +4,9 @@ Why: targets are measured on the same backend, at the same time, in an order
 that rotates each repetition, so drift (page cache, CPU frequency, a noisy
 neighbour) hits all targets alike.  A target that errors is recorded and
 dropped for the remaining repetitions; the others go on.  Every server and
-proxy is stopped when the scenario ends, however it ends.
+proxy is stopped when the scenario ends, however it ends.  A scenario that
+measures several numbers per run (Scenario.metrics) yields one result per
+metric, each reported as its own table ("bulk-1", "bulk-4").
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Callable, Sequence
 from kit import proxies
 from kit.deadline import deadline
 
-from scenarios.base import Scenario
+from scenarios.base import Metric, Scenario
 
 
 @dataclasses.dataclass
@@ -27,66 +29,133 @@ class TargetResult:
     values: list[float] = dataclasses.field(default_factory=list)
     error: str | None = None
     exit_status: int | None = None  # proxy's status after SIGTERM
+    note: str | None = None  # not applicable, smaller workload, ...
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.values) if self.values else None
 
 
+class MetricView:
+    """One metric of a multi-metric scenario, shaped like a Scenario for
+    the report: name "<scenario>-<key>", its own unit and direction."""
+
+    def __init__(self, sc: Scenario, m: Metric):
+        self.base = sc
+        self.name = f"{sc.name}-{m.key}"
+        self.title = f"{sc.title}: {m.title}"
+        self.unit = m.unit
+        self.higher_is_better = m.higher_is_better
+
+    def describe(self) -> str:
+        return self.base.describe()
+
+
 @dataclasses.dataclass
 class ScenarioResult:
-    scenario: Scenario
+    scenario: Scenario | MetricView
     results: dict[str, TargetResult]
     seconds: float
 
 
+def targets_for(sc: Scenario, targets: Sequence[str]) -> list[str]:
+    """`targets` plus the scenario's extra nodelayd variants, if nodelayd
+    is among them."""
+    out = list(targets)
+    if "nodelayd" in out:
+        out += [t for t in sc.extra_targets if t not in out]
+    return out
+
+
+def _fmt_value(sc: Scenario, v) -> str:
+    if isinstance(v, dict):
+        return "  ".join(f"{m.key} {v[m.key]:.4g} {m.unit}"
+                         for m in sc.metrics)
+    return f"{v:12.1f} {sc.unit}"
+
+
 def run_scenario(sc: Scenario, targets: Sequence[str], reps: int,
                  nodelayd_args: Sequence[str],
-                 log: Callable[[str], None]) -> ScenarioResult:
+                 log: Callable[[str], None]) -> list[ScenarioResult]:
+    """Run `sc` against every target; one ScenarioResult per metric (just
+    one for a single-value scenario)."""
     t_start = time.monotonic()
-    results = {t: TargetResult(t) for t in targets}
+    targets = targets_for(sc, targets)
+    keys = [m.key for m in sc.metrics] or [None]
+    results = {k: {t: TargetResult(t) for t in targets} for k in keys}
+
+    def error(t: str, msg: str) -> None:
+        for k in keys:
+            results[k][t].error = msg
+
     eps = {}
+    raw: dict[str, list] = {t: [] for t in targets}
     with contextlib.ExitStack() as stack:
-        host, port = stack.enter_context(sc.server())
-        for t in targets:
+        try:
+            host, port = stack.enter_context(sc.server())
+        except Exception as e:  # noqa: BLE001 - reported, scenarios go on
+            log(f"  server failed to start: {type(e).__name__}: {e}")
+            for t in targets:
+                error(t, f"server failed to start: {type(e).__name__}: {e}")
+            host = port = None
+        for t in (targets if host is not None else ()):
+            if t in sc.not_applicable:
+                log(f"  {t}: not measured ({sc.not_applicable[t]})")
+                continue
             try:
                 eps[t] = stack.enter_context(
-                    proxies.launcher(t, nodelayd_args).start(0, host, port))
+                    proxies.launcher(t, nodelayd_args, sc.capacity)
+                    .start(0, host, port))
             except Exception as e:  # noqa: BLE001 - reported, others go on
-                results[t].error = f"start failed: {e}"
+                error(t, f"start failed: {e}")
                 log(f"  {t}: start failed: {e}")
         live = [t for t in targets if t in eps]
+        failed: dict[str, str] = {}
         for t in live:
-            _attempt(sc, t, eps[t], results[t], "warm-up", sc.warmup, log)
+            _attempt(sc, t, eps[t], failed, "warm-up", sc.warmup, log)
         for rep in range(reps):
             k = rep % len(live) if live else 0
             for t in live[k:] + live[:k]:
-                v = _attempt(sc, t, eps[t], results[t], f"rep {rep + 1}",
+                v = _attempt(sc, t, eps[t], failed, f"rep {rep + 1}",
                              sc.run_once, log)
                 if v is not None:
-                    results[t].values.append(v)
-                    log(f"  rep {rep + 1}/{reps} {t:<13} {v:12.1f} {sc.unit}")
+                    raw[t].append(v)
+                    log(f"  rep {rep + 1}/{reps} {t:<13} "
+                        f"{_fmt_value(sc, v)}")
         stack.close()
-        for t, ep in eps.items():
-            if ep.proc is not None:
-                results[t].exit_status = ep.proc.returncode
-    return ScenarioResult(sc, results, time.monotonic() - t_start)
+        for t, msg in failed.items():
+            error(t, msg)
+        for t in targets:
+            note = sc.not_applicable.get(t) or sc.note(t)
+            for key in keys:
+                tr = results[key][t]
+                tr.note = note
+                tr.values = [v if key is None else v[key] for v in raw[t]]
+                if t in eps and eps[t].proc is not None:
+                    tr.exit_status = eps[t].proc.returncode
+    secs = time.monotonic() - t_start
+    if not sc.metrics:
+        return [ScenarioResult(sc, results[None], secs)]
+    return [ScenarioResult(MetricView(sc, m), results[m.key], secs)
+            for m in sc.metrics]
 
 
-def _attempt(sc: Scenario, t: str, ep, res: TargetResult, what: str,
+def _attempt(sc: Scenario, t: str, ep, failed: dict[str, str], what: str,
              fn, log: Callable[[str], None]):
-    """fn(ep) under the scenario's deadline; on error, record it on `res`
-    (which drops the target from the remaining runs) and return None."""
-    if res.error:
+    """fn(ep) under the scenario's deadline; on error, record it in
+    `failed` (which drops the target from the remaining runs) and return
+    None."""
+    if t in failed:
         return None
     try:
         with deadline(sc.run_timeout, f"{sc.name}/{t}"):
             return fn(ep)
     except Exception as e:  # noqa: BLE001 - reported, others go on
-        res.error = f"{what}: {type(e).__name__}: {e}"
+        msg = f"{what}: {type(e).__name__}: {e}"
         if ep.proc is not None and ep.proc.poll() is not None:
-            res.error += f" (process exited {ep.proc.poll()})"
-        log(f"  {t}: {res.error}")
+            msg += f" (process exited {ep.proc.poll()})"
+        failed[t] = msg
+        log(f"  {t}: {msg}")
         return None
 
 

@@ -21,10 +21,10 @@ HAPROXY = "/usr/sbin/haproxy"
 _CFG = """\
 global
     nbthread 1
-    maxconn 4096
+    maxconn {maxconn}
 
 defaults
-    mode tcp
+    mode tcp{defaults_maxconn}
     timeout connect 5s
     timeout client 600s
     timeout server 600s
@@ -36,8 +36,15 @@ listen nodelayd_peer
 
 
 class HAProxy:
+    """capacity: concurrent client connections it must accept (global and
+    frontend maxconn; HAProxy sizes its fd limit from it).  Default: the
+    plain config, maxconn 4096."""
+
     name = "haproxy"
     binary = HAPROXY
+
+    def __init__(self, capacity: int | None = None):
+        self.capacity = capacity
 
     @contextlib.contextmanager
     def start(self, listen_port: int, upstream_host: str,
@@ -47,8 +54,12 @@ class HAProxy:
         with private_dir("haproxy") as d:
             cfg = os.path.join(d, "haproxy.cfg")
             with open(cfg, "w", encoding="utf-8") as f:
-                f.write(_CFG.format(host=LOOPBACK, port=port, up_host=up,
-                                    up_port=upstream_port))
+                maxconn = max(4096, (self.capacity or 0) + 64)
+                f.write(_CFG.format(
+                    host=LOOPBACK, port=port, up_host=up,
+                    up_port=upstream_port, maxconn=maxconn,
+                    defaults_maxconn=(f"\n    maxconn {maxconn}"
+                                      if self.capacity else "")))
             with Proc([HAPROXY, "-f", cfg, "-db"], name="haproxy",
                       log_path=os.path.join(d, "haproxy.log")) as proc:
                 wait_listening(port, 10.0, proc.popen, "haproxy")

@@ -28,11 +28,12 @@ STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 _MAIN = """\
 {load_module}
 worker_processes 1;
+{rlimit}
 pid {d}/nginx.pid;
 error_log {d}/error.log info;
 {user}
 events {{
-    worker_connections 1024;
+    worker_connections {worker_connections};
 }}
 {http}
 {stream}
@@ -91,7 +92,9 @@ class Nginx:
     def __init__(self, files: Mapping[str, bytes] | None = None,
                  stream_upstream: tuple[str, int] | None = None,
                  http_port: int = 0, stream_port: int = 0,
-                 proxy_protocol: bool = False, access_log: bool = False):
+                 proxy_protocol: bool = False, access_log: bool = False,
+                 worker_connections: int = 1024):
+        self.worker_connections = worker_connections
         self.files = dict(files) if files is not None else None
         self.proxy_protocol = proxy_protocol
         self.access_log = access_log or proxy_protocol
@@ -141,6 +144,9 @@ class Nginx:
         with open(conf, "w", encoding="utf-8") as f:
             f.write(_MAIN.format(
                 d=d, http=http, stream=stream,
+                worker_connections=self.worker_connections,
+                rlimit=(f"worker_rlimit_nofile {self.worker_connections + 64};"
+                        if self.worker_connections > 1024 else ""),
                 load_module=(f"load_module {STREAM_MODULE};" if stream else ""),
                 # As root, workers would run as nobody; the temp dir is
                 # world-readable, so that works, but naming it keeps the
@@ -177,14 +183,20 @@ class Nginx:
 
 
 class NginxStream:
-    """Peer proxy launcher: nginx's stream module, one worker."""
+    """Peer proxy launcher: nginx's stream module, one worker.  capacity:
+    concurrent client connections it must accept (each takes two of the
+    worker's connections); default 1024 worker connections."""
 
     name = "nginx-stream"
     binary = NGINX
 
+    def __init__(self, capacity: int | None = None):
+        self.capacity = capacity
+
     @contextlib.contextmanager
     def start(self, listen_port: int, upstream_host: str,
               upstream_port: int) -> Iterator[Endpoint]:
+        wc = max(1024, 2 * self.capacity + 64) if self.capacity else 1024
         with Nginx(stream_upstream=(upstream_host, upstream_port),
-                   stream_port=listen_port) as n:
+                   stream_port=listen_port, worker_connections=wc) as n:
             yield Endpoint(self.name, n.host, n.stream_port, n.proc)

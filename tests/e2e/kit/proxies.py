@@ -35,24 +35,37 @@ PEERS = ("haproxy", "nginx-stream", "socat")
 ALL = ("direct", "nodelayd", *PEERS)
 # Not run unless asked for: nodelayd without its stats (no timestamps, no counters),
 # to measure what measuring costs.
-EXTRA = ("nodelayd-nostats",)
+# nodelayd-upstream-nagle: --upstream-nodelay off, for scenarios that compare
+# Nagle on and off on nodelayd's upstream side (they add it themselves).
+EXTRA = ("nodelayd-nostats", "nodelayd-upstream-nagle")
 KNOWN = (*ALL, *EXTRA)
 
 
-def launcher(name: str, nodelayd_args: Sequence[str] = ()):
-    """Launcher for a target name from ALL."""
+def launcher(name: str, nodelayd_args: Sequence[str] = (),
+             capacity: int | None = None):
+    """Launcher for a target name from KNOWN.
+
+    capacity: concurrent client connections the proxy must accept (the idle
+    connection bench); each proxy is configured for that many (limits, fd
+    counts, listen backlog).  None: each launcher's plain defaults."""
+    nargs = list(nodelayd_args)
+    if capacity and not any(a.startswith("--max-connections")
+                            for a in nargs):
+        nargs += ["--max-connections", str(capacity + 64)]
     if name == "direct":
         return Direct()
     if name == "nodelayd":
-        return Nodelayd(nodelayd_args)
+        return Nodelayd(nargs)
     if name == "nodelayd-nostats":
-        return Nodelayd([*nodelayd_args, "--stats", "off"], name=name)
+        return Nodelayd([*nargs, "--stats", "off"], name=name)
+    if name == "nodelayd-upstream-nagle":
+        return Nodelayd([*nargs, "--upstream-nodelay", "off"], name=name)
     if name == "haproxy":
-        return HAProxy()
+        return HAProxy(capacity)
     if name == "nginx-stream":
-        return NginxStream()
+        return NginxStream(capacity)
     if name == "socat":
-        return Socat()
+        return Socat(capacity)
     raise KeyError(f"unknown target {name!r}; known: {', '.join(KNOWN)}")
 
 

@@ -17,15 +17,24 @@ SOCAT = "socat"
 
 
 class Socat:
+    """capacity: when given, a listen backlog that large (socat's default
+    is 5), so a burst of connects is not dropped and retried."""
+
     name = "socat"
     binary = SOCAT
+
+    def __init__(self, capacity: int | None = None):
+        self.capacity = capacity
 
     @contextlib.contextmanager
     def start(self, listen_port: int, upstream_host: str,
               upstream_port: int) -> Iterator[Endpoint]:
         port = listen_port or free_port()
         up = f"[{upstream_host}]" if ":" in upstream_host else upstream_host
-        with Proc([SOCAT, f"TCP-LISTEN:{port},bind={LOOPBACK},reuseaddr,fork",
+        backlog = f",backlog={min(self.capacity, 4096)}" if self.capacity \
+            else ""
+        with Proc([SOCAT,
+                   f"TCP-LISTEN:{port},bind={LOOPBACK},reuseaddr,fork{backlog}",
                    f"TCP:{up}:{upstream_port}"], name="socat") as proc:
             wait_listening(port, 10.0, proc.popen, "socat")
             yield Endpoint(self.name, LOOPBACK, port, proc)
