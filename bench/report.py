@@ -43,6 +43,16 @@ def _matching_line(argv: Sequence[str], needle: str) -> str:
     return "?"
 
 
+def loadavg() -> str:
+    """1, 5 and 15 minute load averages: anything else running on the
+    machine during a bench skews the cost scenarios."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def environment(argv: Sequence[str]) -> dict:
     nb = nodelayd.binary()
     if nodelayd.available():
@@ -58,6 +68,7 @@ def environment(argv: Sequence[str]) -> dict:
         "kernel": f"{platform.system()} {platform.release()} "
                   f"{platform.machine()}",
         "cpus": os.cpu_count(),
+        "loadavg_start": loadavg(),
         "python": sys.version.split()[0],
         "nodelayd": nb_desc,
         "haproxy": _first_line(["haproxy", "-v"]),
@@ -93,7 +104,8 @@ def markdown(env: dict, runs: Sequence[ScenarioResult], reps: int) -> str:
     out += [f"- command: `{env['command']}`",
             f"- date: {env['date']}",
             f"- kernel: {env['kernel']}, {env['cpus']} CPUs, "
-            f"Python {env['python']}",
+            f"Python {env['python']}; load average at start "
+            f"{env.get('loadavg_start', '?')}",
             f"- nodelayd: {env['nodelayd']}",
             f"- peers: {env['haproxy']}; {env['nginx']}; {env['socat']}",
             f"- servers/clients: Dovecot {env['dovecot']}; "
