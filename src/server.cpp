@@ -249,9 +249,6 @@ void server::apply_reload() {
         return;
     service::notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(service::monotonic_usec()));
     spdlog::info("reloading the configuration");
-    // Routes retired by earlier reloads are freed once their last session has ended (their
-    // listeners were handed over or closed a reload ago).
-    std::erase_if(retired_, [](const auto& r) { return r->active.load() == 0; });
     try {
         if (!reload_source_)
             throw config_error("no configuration to re-read");

@@ -56,7 +56,8 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
         throw std::invalid_argument("'" + std::string(text) + "' is not " + what);
     if (value == 0)
         throw std::invalid_argument("'" + std::string(text) + "': must be greater than zero");
-    if (value > std::numeric_limits<std::int64_t>::max() / 1000 / ms_per_unit)
+    // Timers add durations to now() in nanoseconds: stay well inside that range (~146 years).
+    if (value > std::numeric_limits<std::int64_t>::max() / 2'000'000 / ms_per_unit)
         throw std::invalid_argument("'" + std::string(text) + "' is too long");
     return std::chrono::milliseconds(static_cast<std::int64_t>(value * ms_per_unit));
 }
