@@ -16,7 +16,7 @@ import subprocess
 import sys
 from typing import Sequence
 
-from kit import nodelayd, proxies
+from kit import nodelayd, procstat, proxies
 
 from runner import ScenarioResult, best_peer, speedup
 
@@ -43,16 +43,6 @@ def _matching_line(argv: Sequence[str], needle: str) -> str:
     return "?"
 
 
-def loadavg() -> str:
-    """1, 5 and 15 minute load averages: anything else running on the
-    machine during a bench skews the cost scenarios."""
-    try:
-        with open("/proc/loadavg", encoding="ascii") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def environment(argv: Sequence[str]) -> dict:
     nb = nodelayd.binary()
     if nodelayd.available():
@@ -68,7 +58,7 @@ def environment(argv: Sequence[str]) -> dict:
         "kernel": f"{platform.system()} {platform.release()} "
                   f"{platform.machine()}",
         "cpus": os.cpu_count(),
-        "loadavg_start": loadavg(),
+        "loadavg_start": procstat.loadavg(),
         "python": sys.version.split()[0],
         "nodelayd": nb_desc,
         "haproxy": _first_line(["haproxy", "-v"]),
@@ -123,7 +113,8 @@ def markdown(env: dict, runs: Sequence[ScenarioResult], reps: int) -> str:
         bp = best_peer(r, proxies.PEERS)
         out += [f"## {sc.name}: {sc.title}", "",
                 f"{sc.describe()}. Unit: {sc.unit} ({better} is better). "
-                f"Best peer: {bp or '—'}. Took {r.seconds:.0f} s.", "",
+                f"Best peer: {bp or '—'}. Took {r.seconds:.0f} s (load "
+                f"average before: {r.loadavg}).", "",
                 f"| target | median {sc.unit} | min | max | vs direct "
                 f"| vs best peer | runs |",
                 "|---|---:|---:|---:|---:|---:|---:|"]
@@ -163,6 +154,7 @@ def as_json(env: dict, runs: Sequence[ScenarioResult], reps: int) -> str:
             "unit": r.scenario.unit,
             "higher_is_better": r.scenario.higher_is_better,
             "workload": r.scenario.describe(),
+            "seconds": r.seconds, "loadavg_before": r.loadavg,
             "targets": {t: {"values": tr.values, "median": tr.median,
                             "error": tr.error, "note": tr.note,
                             "exit_status": tr.exit_status}

@@ -17,7 +17,7 @@ import statistics
 import time
 from typing import Callable, Sequence
 
-from kit import proxies
+from kit import procstat, proxies
 from kit.deadline import deadline
 
 from scenarios.base import Metric, Scenario
@@ -56,6 +56,7 @@ class ScenarioResult:
     scenario: Scenario | MetricView
     results: dict[str, TargetResult]
     seconds: float
+    loadavg: str = "?"  # 1/5/15 min load averages when it started
 
 
 def targets_for(sc: Scenario, targets: Sequence[str]) -> list[str]:
@@ -80,6 +81,7 @@ def run_scenario(sc: Scenario, targets: Sequence[str], reps: int,
     """Run `sc` against every target; one ScenarioResult per metric (just
     one for a single-value scenario)."""
     t_start = time.monotonic()
+    load = procstat.loadavg()
     targets = targets_for(sc, targets)
     keys = [m.key for m in sc.metrics] or [None]
     results = {k: {t: TargetResult(t) for t in targets} for k in keys}
@@ -135,8 +137,8 @@ def run_scenario(sc: Scenario, targets: Sequence[str], reps: int,
                     tr.exit_status = eps[t].proc.returncode
     secs = time.monotonic() - t_start
     if not sc.metrics:
-        return [ScenarioResult(sc, results[None], secs)]
-    return [ScenarioResult(MetricView(sc, m), results[m.key], secs)
+        return [ScenarioResult(sc, results[None], secs, load)]
+    return [ScenarioResult(MetricView(sc, m), results[m.key], secs, load)
             for m in sc.metrics]
 
 

@@ -94,3 +94,13 @@ def cpu_seconds(pids) -> float:
 
 def session_cpu_seconds(sid: int) -> float:
     return cpu_seconds(session_pids(sid))
+
+
+def loadavg() -> str:
+    """The machine's 1, 5 and 15 minute load averages ("?" if unknown):
+    whatever else runs during a measurement skews it."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
