@@ -67,7 +67,9 @@ std::span<std::byte> chunk_queue::prepare() {
     return {tail_->data() + tail_->end, chunk::capacity - tail_->end};
 }
 
-void chunk_queue::commit(std::size_t n) {
+void chunk_queue::commit(std::size_t n, std::int64_t rx_ns) {
+    if (n > 0 && tail_->rx_ns == 0)
+        tail_->rx_ns = rx_ns;
     tail_->end += static_cast<std::uint32_t>(n);
     bytes_ += n;
     if (bytes_ == 0)
@@ -82,26 +84,6 @@ std::size_t chunk_queue::gather(std::span<iovec> out) const {
         out[used++] = iovec{c->data() + c->begin, static_cast<std::size_t>(c->end - c->begin)};
     }
     return used;
-}
-
-void chunk_queue::consume(std::size_t n) {
-    bytes_ -= n;
-    auto& pool = chunk_pool::local();
-    while (n > 0 && head_ != nullptr) { // n never exceeds what is queued
-        const std::size_t avail = head_->end - head_->begin;
-        if (n < avail) {
-            head_->begin += static_cast<std::uint32_t>(n);
-            return;
-        }
-        n -= avail;
-        chunk* c = head_;
-        head_ = c->next;
-        if (head_ == nullptr)
-            tail_ = nullptr;
-        pool.release(c);
-    }
-    if (bytes_ == 0)
-        release_all();
 }
 
 std::size_t chunk_queue::chunks() const {

@@ -47,6 +47,8 @@ cli_request parse_command_line(int argc, const char* const* argv) {
                          "per upstream connect attempt (default 5s)")(
         "idle-timeout", po::value<std::string>()->value_name("DURATION"),
         "close sessions with no traffic for this long (default 10m)")(
+        "half-closed-timeout", po::value<std::string>()->value_name("DURATION"),
+        "close sessions with one direction closed and no traffic for this long (default 1m)")(
         "max-connections", po::value<std::string>()->value_name("N"),
         "open sessions per route (default 10000)")(
         "buffer-size", po::value<std::string>()->value_name("SIZE"),

@@ -61,6 +61,9 @@ const std::map<std::string, route_setter>& route_setters() {
         t["idle-timeout"] = [](route_config& r, const std::string& v) {
             r.idle_timeout = parse_duration(v);
         };
+        t["half-closed-timeout"] = [](route_config& r, const std::string& v) {
+            r.half_closed_timeout = parse_duration(v);
+        };
         t["max-connections"] = [](route_config& r, const std::string& v) {
             r.max_connections = parse_count(v, 1, 10'000'000);
         };

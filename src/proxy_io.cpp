@@ -41,13 +41,12 @@ std::error_code take(int fd, std::span<std::byte> out) {
 
 } // namespace
 
-connection_addresses addresses_of(const tcp::socket& socket) {
+connection_addresses addresses_of(const tcp_socket& socket) {
     boost::system::error_code ignored;
     return {socket.remote_endpoint(ignored), socket.local_endpoint(ignored)};
 }
 
-asio::awaitable<proxy_parse_result> receive_proxy_header(tcp::socket& client,
-                                                         const relay_control& control,
+asio::awaitable<proxy_parse_result> receive_proxy_header(tcp_socket& client, const relay& control,
                                                          std::chrono::milliseconds timeout,
                                                          bool quickack) {
     const int fd = client.native_handle();
@@ -78,7 +77,7 @@ asio::awaitable<proxy_parse_result> receive_proxy_header(tcp::socket& client,
             co_return header;
         if (quickack)
             sys::arm_quickack(fd);
-        const auto waited = co_await (client.async_wait(tcp::socket::wait_read, use_tuple) ||
+        const auto waited = co_await (client.async_wait(tcp_socket::wait_read, use_tuple) ||
                                       deadline.async_wait(use_tuple));
         if (control.aborted())
             co_return failed("session aborted");
@@ -89,7 +88,7 @@ asio::awaitable<proxy_parse_result> receive_proxy_header(tcp::socket& client,
 }
 
 asio::awaitable<boost::system::error_code>
-send_proxy_header(tcp::socket& upstream, proxy_version version,
+send_proxy_header(tcp_socket& upstream, proxy_version version,
                   const connection_addresses& addresses) {
     if (version == proxy_version::off)
         co_return boost::system::error_code{};

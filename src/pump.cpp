@@ -7,40 +7,40 @@
 
 namespace nodelayd {
 
-pump::pump(int source_fd, int sink_fd, const side_policy& source_policy,
-           const side_policy& sink_policy, std::size_t bound, const pump_meter* meter)
-    : source_(source_fd), sink_(sink_fd), source_policy_(source_policy), sink_policy_(sink_policy),
-      bound_(bound), meter_(meter) {}
+pump::pump(socket_state& source, socket_state& sink, const side_policy& source_policy,
+           const side_policy& sink_policy, std::size_t bound, route_stats* stats, direction dir)
+    : source_(source), sink_(sink), source_policy_(source_policy), sink_policy_(sink_policy),
+      bound_(bound), stats_(stats), dir_(dir) {}
 
-void pump::measure_read(std::size_t bytes, std::int64_t rx_ns) {
+namespace {
+
+// The side a direction reads from, and the one it writes to.
+std::size_t from_side(direction dir) {
+    return static_cast<std::size_t>(dir == direction::client_to_upstream ? side::client
+                                                                         : side::upstream);
+}
+std::size_t to_side(direction dir) {
+    return 1 - from_side(dir);
+}
+
+} // namespace
+
+// Returns the receive time to keep with the bytes.
+std::int64_t pump::measure_read(std::size_t bytes, std::int64_t rx_ns) {
     if (rx_ns == 0)
         rx_ns = sys::realtime_ns(); // no kernel timestamp: now is the next best
-    if (is_peer_stall(meter_->source, rx_ns)) {
-        meter_->source_stalls.add();
+    if (is_peer_stall(source_.watch, rx_ns)) {
+        stats_->peer_stalls_total[from_side(dir_)].add();
         ++stalls_;
     }
-    note_read(meter_->source, bytes, rx_ns);
-    received_ += bytes;
-    if (pending_size_ == max_pending_) {
-        pending_[(pending_head_ + pending_size_ - 1) % max_pending_].end = received_;
-        return;
-    }
-    pending_[(pending_head_ + pending_size_) % max_pending_] = {received_, rx_ns};
-    ++pending_size_;
+    note_read(source_.watch, bytes, rx_ns);
+    return rx_ns;
 }
 
 void pump::measure_write(std::size_t bytes) {
-    const std::int64_t now = sys::realtime_ns();
-    meter_->writes.add();
-    meter_->bytes.add(bytes);
-    note_sent(meter_->sink);
-    while (pending_size_ > 0 && pending_[pending_head_].end <= bytes_) {
-        const std::int64_t latency = now - pending_[pending_head_].rx_ns;
-        meter_->added_latency.record_ns(latency > 0 ? static_cast<std::uint64_t>(latency) : 0);
-        meter_->chunks.add();
-        pending_head_ = (pending_head_ + 1) % max_pending_;
-        --pending_size_;
-    }
+    stats_->writes_total[to_side(dir_)].add();
+    stats_->bytes_total[static_cast<std::size_t>(dir_)].add(bytes);
+    note_sent(sink_.watch);
 }
 
 // Reads until the source runs dry, hits EOF, or the queue reaches its bound.
@@ -49,14 +49,17 @@ bool pump::read_phase() {
     source_has_more_ = false;
     while (!source_eof_ && queue_.size() < bound_) {
         // The kernel re-enters delayed-ACK (pingpong) mode whenever we send on this socket;
-        // re-arming before each read pushes out any ACK it is holding and keeps the peer's
-        // Nagle from waiting on us.
-        if (source_policy_.quickack)
-            sys::arm_quickack(source_);
+        // re-arming before the next read pushes out any ACK it is holding and keeps the
+        // peer's Nagle from waiting on us.
+        if (source_policy_.quickack && !source_.quickack_armed) {
+            sys::arm_quickack(source_.fd);
+            source_.quickack_armed = true;
+        }
         auto space = queue_.prepare();
         space = space.first(std::min(space.size(), bound_ - queue_.size()));
-        const auto r = sys::read_some(source_, space, meter_ != nullptr);
-        queue_.commit(r.bytes);
+        const auto r = sys::read_some(source_.fd, space, stats_ != nullptr);
+        const bool got = !r.error && !r.would_block && !r.eof;
+        queue_.commit(r.bytes, got && stats_ != nullptr ? measure_read(r.bytes, r.rx_ns) : 0);
         if (r.error) {
             failed_ = failure::source;
             return false;
@@ -68,8 +71,6 @@ bool pump::read_phase() {
             break;
         }
         progressed_ = true;
-        if (meter_ != nullptr)
-            measure_read(r.bytes, r.rx_ns);
         // A read that filled its buffer means the socket likely holds more; a short one
         // means it is drained, and probing again would only cost an EAGAIN.
         source_has_more_ = r.bytes == space.size();
@@ -85,7 +86,8 @@ bool pump::write_phase() {
     if (queue_.empty()) {
         // The source ran dry after a MSG_MORE write: push the held tail now.
         if (corked_ && !source_has_more_) {
-            sys::push_pending(sink_, sink_policy_.nodelay);
+            sys::push_pending(sink_.fd, sink_policy_.nodelay);
+            sink_.quickack_armed = false;
             corked_ = false;
         }
         return true;
@@ -93,19 +95,29 @@ bool pump::write_phase() {
     std::array<iovec, 64> iov{};
     const std::size_t n = queue_.gather(iov);
     const bool more = send_with_more(sink_policy_.cork, source_has_more_, source_eof_);
-    const auto w = sys::write_gathered(sink_, {iov.data(), n}, more);
+    const auto w = sys::write_gathered(sink_.fd, {iov.data(), n}, more);
     ++writes_;
     if (w.error) {
         failed_ = failure::sink;
         return false;
     }
     if (w.bytes > 0) {
-        queue_.consume(w.bytes);
+        sink_.quickack_armed = false; // sending data is what re-enters delayed-ACK mode
         bytes_ += w.bytes;
         progressed_ = true;
         corked_ = more;
-        if (meter_ != nullptr)
+        if (stats_ == nullptr) {
+            queue_.consume(w.bytes);
+        } else {
             measure_write(w.bytes);
+            const std::int64_t now = sys::realtime_ns();
+            auto& latency = stats_->added_latency[static_cast<std::size_t>(dir_)];
+            auto& chunks = stats_->chunks_total[to_side(dir_)];
+            queue_.consume(w.bytes, [&](std::int64_t rx_ns) {
+                latency.record_ns(now > rx_ns ? static_cast<std::uint64_t>(now - rx_ns) : 0);
+                chunks.add();
+            });
+        }
     }
     sink_blocked_ = !queue_.empty();
     return true;
@@ -117,7 +129,7 @@ pump::wait_for pump::step() {
         return wait_for::done;
     if (source_eof_ && queue_.empty()) {
         // FIN carries anything MSG_MORE held back, so no separate push is needed.
-        sys::shutdown_write(sink_);
+        sys::shutdown_write(sink_.fd);
         return wait_for::done;
     }
     const bool can_read = !source_eof_ && queue_.size() < bound_;

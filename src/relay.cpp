@@ -3,18 +3,11 @@
 #include "nodelayd/pump.hpp"
 #include "nodelayd/socket_ops.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
-#include <optional>
 
 namespace nodelayd {
 
 namespace asio = boost::asio;
-using asio::ip::tcp;
-using namespace asio::experimental::awaitable_operators;
 
 std::string_view to_string(close_reason reason) {
     switch (reason) {
@@ -26,6 +19,8 @@ std::string_view to_string(close_reason reason) {
         return "upstream-reset";
     case close_reason::idle_timeout:
         return "idle-timeout";
+    case close_reason::half_closed_timeout:
+        return "half-closed-timeout";
     case close_reason::shutdown:
         return "shutdown";
     case close_reason::connect_failed:
@@ -36,10 +31,47 @@ std::string_view to_string(close_reason reason) {
     return "unknown";
 }
 
-relay_control::relay_control(tcp::socket& client, tcp::socket& upstream)
-    : client_(client), upstream_(upstream) {}
+namespace {
 
-void relay_control::abort(close_reason reason) {
+constexpr auto c2u = static_cast<std::size_t>(direction::client_to_upstream);
+constexpr auto u2c = static_cast<std::size_t>(direction::upstream_to_client);
+
+} // namespace
+
+// The completion handler of every wait and posted step: small and trivially copyable, so
+// Asio's per-thread recycling allocator serves it without touching malloc.
+struct relay::on_ready {
+    relay* self;
+    std::uint8_t bit;
+    void operator()(const boost::system::error_code& /*ec*/) const { self->ready(bit); }
+    void operator()() const { self->ready(bit); }
+};
+
+relay::relay(tcp_socket client, const relay_settings& settings, route_stats* stats)
+    : client_(std::move(client)), upstream_(client_.get_executor()),
+      pumps_{pump(client_state_, upstream_state_, settings.client, settings.upstream,
+                  settings.buffer_size, stats, direction::client_to_upstream),
+             pump(upstream_state_, client_state_, settings.upstream, settings.client,
+                  settings.buffer_size, stats, direction::upstream_to_client)},
+      stats_(stats) {}
+
+void relay::start() {
+    client_state_.fd = client_.native_handle();
+    upstream_state_.fd = upstream_.native_handle();
+    if (stats_ != nullptr)
+        for (auto* s : {&client_state_, &upstream_state_}) {
+            sys::enable_rx_timestamps(s->fd);
+            if (const auto mss = sys::max_segment(s->fd); mss > 0)
+                s->watch.full_segment = static_cast<std::uint32_t>(mss);
+        }
+    last_activity_ = std::chrono::steady_clock::now();
+    // Posted, not run here: finished() must only ever come from a completion handler.
+    pending_ = step_c2u | step_u2c;
+    asio::post(client_.get_executor(), on_ready{this, step_c2u});
+    asio::post(client_.get_executor(), on_ready{this, step_u2c});
+}
+
+void relay::abort(close_reason reason) {
     if (aborted_)
         return;
     aborted_ = true;
@@ -49,160 +81,75 @@ void relay_control::abort(close_reason reason) {
     upstream_.cancel(ignored);
 }
 
-namespace {
-
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-// Everything one direction needs, borrowed from the relay's frame.
-struct flow {
-    tcp::socket& source;
-    tcp::socket& sink;
-    const side_policy& source_policy;
-    const side_policy& sink_policy;
-    close_reason source_failure;
-    close_reason sink_failure;
-    std::uint64_t& bytes;
-    std::uint64_t& source_stalls;
-    const pump_meter* meter;
-};
-
-// Shared by the two pumps and the watchdog of one relay.
-struct relay_state {
-    relay_control& control;
-    asio::steady_timer watchdog;
-    int running = 2;
-};
-
-asio::awaitable<void> wait_ready(tcp::socket& s, tcp::socket::wait_type w) {
-    co_await s.async_wait(w, use_tuple);
-}
-
-asio::awaitable<void> run_pump(flow d, std::size_t bound, relay_state& state) {
-    pump p(d.source.native_handle(), d.sink.native_handle(), d.source_policy, d.sink_policy, bound,
-           d.meter);
-    for (;;) {
-        if (state.control.aborted())
-            break;
-        const auto next = p.step();
-        if (p.progressed())
-            state.control.touch();
-        d.bytes = p.bytes();
-        d.source_stalls = p.source_stalls();
-        if (next == pump::wait_for::done) {
-            if (p.failed() == pump::failure::source)
-                state.control.abort(d.source_failure);
-            else if (p.failed() == pump::failure::sink)
-                state.control.abort(d.sink_failure);
-            break;
-        }
-        // Waits report no data, only readiness; the next step() finds out what happened,
-        // and an abort() shows up as aborted() above.
-        switch (next) {
-        case pump::wait_for::nothing:
-            // The source has more, but other sessions on this thread get a turn first: a
-            // bulk flow must not add its transfer time to everyone else's latency.
-            co_await asio::post(d.source.get_executor(), asio::use_awaitable);
-            break;
-        case pump::wait_for::read:
-            co_await d.source.async_wait(tcp::socket::wait_read, use_tuple);
-            break;
-        case pump::wait_for::write:
-            co_await d.sink.async_wait(tcp::socket::wait_write, use_tuple);
-            break;
-        case pump::wait_for::read_or_write:
-            co_await (wait_ready(d.source, tcp::socket::wait_read) ||
-                      wait_ready(d.sink, tcp::socket::wait_write));
-            break;
-        case pump::wait_for::done:
-            break;
-        }
-    }
-    if (--state.running == 0)
-        state.watchdog.cancel();
-}
-
-asio::awaitable<void> run_watchdog(std::chrono::milliseconds idle, relay_state& state) {
-    while (state.running > 0 && !state.control.aborted()) {
-        const auto deadline = state.control.last_activity() + idle;
-        if (std::chrono::steady_clock::now() >= deadline) {
-            state.control.abort(close_reason::idle_timeout);
-            break;
-        }
-        state.watchdog.expires_at(deadline);
-        co_await state.watchdog.async_wait(use_tuple);
-    }
-}
-
-} // namespace
-
-namespace {
-
-// Meters for one direction; `from`/`to` index the per-side metrics.
-pump_meter meter_for(route_stats& stats, direction dir, side from, side to, peer_watch& source,
-                     peer_watch& sink) {
-    const auto d = static_cast<std::size_t>(dir);
-    const auto f = static_cast<std::size_t>(from);
-    const auto t = static_cast<std::size_t>(to);
-    return pump_meter{stats.added_latency[d],
-                      stats.bytes_total[d],
-                      stats.writes_total[t],
-                      stats.chunks_total[t],
-                      stats.peer_stalls_total[f],
-                      source,
-                      sink};
-}
-
-peer_watch watch_for(tcp::socket& s) {
-    peer_watch w;
-    sys::enable_rx_timestamps(s.native_handle());
-    if (const auto mss = sys::max_segment(s.native_handle()); mss > 0)
-        w.full_segment = mss;
-    return w;
-}
-
-} // namespace
-
-asio::awaitable<relay_outcome> relay(tcp::socket& client, tcp::socket& upstream,
-                                     const relay_settings& settings, relay_control& control,
-                                     route_stats* stats) {
+relay_outcome relay::outcome() const {
     relay_outcome out;
-    relay_state state{control, asio::steady_timer(client.get_executor())};
-    control.touch();
-    std::optional<peer_watch> client_watch;
-    std::optional<peer_watch> upstream_watch;
-    std::optional<pump_meter> c2u_meter;
-    std::optional<pump_meter> u2c_meter;
-    if (stats != nullptr) {
-        client_watch = watch_for(client);
-        upstream_watch = watch_for(upstream);
-        c2u_meter.emplace(meter_for(*stats, direction::client_to_upstream, side::client,
-                                    side::upstream, *client_watch, *upstream_watch));
-        u2c_meter.emplace(meter_for(*stats, direction::upstream_to_client, side::upstream,
-                                    side::client, *upstream_watch, *client_watch));
+    out.client_to_upstream = pumps_[c2u].bytes();
+    out.upstream_to_client = pumps_[u2c].bytes();
+    out.client_stalls = pumps_[c2u].source_stalls();
+    out.upstream_stalls = pumps_[u2c].source_stalls();
+    out.reason = aborted_ ? reason_ : close_reason::completed;
+    return out;
+}
+
+void relay::wait(tcp_socket& socket, tcp_socket::wait_type what, std::uint8_t bit) {
+    if ((pending_ & bit) != 0)
+        return; // already waiting for it (left over from a read-or-write wait)
+    pending_ |= bit;
+    socket.async_wait(what, on_ready{this, bit});
+}
+
+void relay::ready(std::uint8_t bit) {
+    pending_ &= static_cast<std::uint8_t>(~bit);
+    // Waits report no data, only readiness (or cancellation): the pump's next step finds out
+    // what happened, and an abort shows up as aborted_.
+    if (!aborted_)
+        drive((bit & (client_readable | upstream_writable | step_c2u)) != 0 ? c2u : u2c);
+    if (pending_ == 0 && (aborted_ || (done_[c2u] && done_[u2c])))
+        finished();
+}
+
+void relay::drive(std::size_t dir) {
+    if (done_[dir])
+        return; // a leftover wait of a finished direction
+    pump& p = pumps_[dir];
+    const auto next = p.step();
+    if (p.progressed())
+        last_activity_ = std::chrono::steady_clock::now();
+    tcp_socket& source = dir == c2u ? client_ : upstream_;
+    tcp_socket& sink = dir == c2u ? upstream_ : client_;
+    const std::uint8_t readable = dir == c2u ? client_readable : upstream_readable;
+    const std::uint8_t writable = dir == c2u ? upstream_writable : client_writable;
+    switch (next) {
+    case pump::wait_for::nothing:
+        // The source has more, but other sessions on this thread get a turn first: a bulk
+        // flow must not add its transfer time to everyone else's latency.
+        pending_ |= dir == c2u ? step_c2u : step_u2c;
+        asio::post(client_.get_executor(), on_ready{this, dir == c2u ? step_c2u : step_u2c});
+        break;
+    case pump::wait_for::read:
+        wait(source, tcp_socket::wait_read, readable);
+        break;
+    case pump::wait_for::write:
+        wait(sink, tcp_socket::wait_write, writable);
+        break;
+    case pump::wait_for::read_or_write:
+        wait(source, tcp_socket::wait_read, readable);
+        wait(sink, tcp_socket::wait_write, writable);
+        break;
+    case pump::wait_for::done:
+        done_[dir] = true;
+        if (p.failed() == pump::failure::source)
+            abort(dir == c2u ? close_reason::client_reset : close_reason::upstream_reset);
+        else if (p.failed() == pump::failure::sink)
+            abort(dir == c2u ? close_reason::upstream_reset : close_reason::client_reset);
+        else if (done_[c2u] && done_[u2c]) {
+            // Both half-closes went through: drop waits left over from read-or-write.
+            boost::system::error_code ignored;
+            client_.cancel(ignored);
+            upstream_.cancel(ignored);
+        }
+        break;
     }
-    flow c2u{client,
-             upstream,
-             settings.client,
-             settings.upstream,
-             close_reason::client_reset,
-             close_reason::upstream_reset,
-             out.client_to_upstream,
-             out.client_stalls,
-             c2u_meter ? &*c2u_meter : nullptr};
-    flow u2c{upstream,
-             client,
-             settings.upstream,
-             settings.client,
-             close_reason::upstream_reset,
-             close_reason::client_reset,
-             out.upstream_to_client,
-             out.upstream_stalls,
-             u2c_meter ? &*u2c_meter : nullptr};
-    co_await (run_pump(c2u, settings.buffer_size, state) &&
-              run_pump(u2c, settings.buffer_size, state) &&
-              run_watchdog(settings.idle_timeout, state));
-    out.reason = control.aborted() ? control.reason() : close_reason::completed;
-    co_return out;
 }
 
 } // namespace nodelayd

@@ -1,34 +1,22 @@
 #include "nodelayd/session.hpp"
 
+#include "nodelayd/asio_support.hpp"
 #include "nodelayd/proxy_io.hpp"
+#include "nodelayd/session_registry.hpp"
 #include "nodelayd/socket_ops.hpp"
 #include "nodelayd/upstream_connector.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
-
-#include <chrono>
 
 namespace nodelayd {
 
 namespace asio = boost::asio;
-using asio::ip::tcp;
 
 namespace {
 
-// Decrements the route's active count however the session ends.
-struct active_guard {
-    std::atomic<std::size_t>& active;
-    ~active_guard() { active.fetch_sub(1, std::memory_order_relaxed); }
-};
-
-std::string peer_of(const tcp::socket& s) {
-    boost::system::error_code ec;
-    const auto ep = s.remote_endpoint(ec);
-    return ec ? std::string("?") : to_string(ep);
-}
-
 // Closes `s`; with `reset`, the peer gets RST instead of FIN, mirroring what the other side did.
-void close_socket(tcp::socket& s, bool reset) {
+void close_socket(tcp_socket& s, bool reset) {
     if (!s.is_open())
         return;
     if (reset)
@@ -38,7 +26,7 @@ void close_socket(tcp::socket& s, bool reset) {
 }
 
 // TCP_INFO is sampled once, at close: RTT and segment counts over the connection's life.
-void record_tcp_info(tcp::socket& s, route_stats& stats, side which) {
+void record_tcp_info(tcp_socket& s, route_stats& stats, side which) {
     sys::tcp_info_sample info;
     if (!s.is_open() || !sys::read_tcp_info(s.native_handle(), info))
         return;
@@ -48,65 +36,119 @@ void record_tcp_info(tcp::socket& s, route_stats& stats, side which) {
     stats.tcp_retransmits_total[i].add(info.retransmits);
 }
 
+std::string name_of(const asio::ip::tcp::endpoint& ep) {
+    return ep.port() == 0 ? std::string("?") : to_string(ep);
+}
+
 } // namespace
 
-asio::awaitable<void> run_session(tcp::socket client, route_runtime& route,
-                                  session_registry& registry, route_stats* stats) {
-    active_guard guard{route.active};
-    const auto started = std::chrono::steady_clock::now();
-    std::string client_name = peer_of(client);
-    connection_addresses addresses = addresses_of(client);
-    tcp::socket upstream(client.get_executor());
-    relay_control control(client, upstream);
-    session_registry::entry registered(registry, control);
-    if (stats != nullptr)
-        stats->connections_total.add();
+void session::launch(tcp_socket client, route_runtime& route, session_registry& registry,
+                     route_stats* stats) {
+    auto* s = new session(std::move(client), route, registry, stats);
+    auto executor = s->client().get_executor();
+    // The handler must not touch the session once the relay started: by the time it runs,
+    // the relay may already have finished and deleted it.
+    asio::co_spawn(executor, s->set_up(), [s](const std::exception_ptr& e, bool relaying) {
+        if (relaying)
+            return;
+        if (e)
+            log_failure{"route=" + s->route_.config.name + " session"}(e);
+        s->close(s->aborted() ? s->reason() : close_reason::connect_failed);
+    });
+}
 
-    sys::set_nodelay(client.native_handle(), route.config.client.nodelay);
-    relay_outcome outcome;
-    std::optional<std::string> server;
-    bool proxy_header_ok = true;
-    if (route.config.accept_proxy) {
-        const auto header = co_await receive_proxy_header(client, control, proxy_header_timeout,
-                                                          route.config.client.quickack);
-        proxy_header_ok = header.status == proxy_parse_status::complete;
+session::session(tcp_socket client, route_runtime& route, session_registry& registry,
+                 route_stats* stats)
+    : relay(std::move(client), route.relay, stats), route_(route), registry_(registry),
+      stats_(stats) {
+    boost::system::error_code ignored;
+    client_address_ = this->client().remote_endpoint(ignored);
+    registry_.add(*this);
+    if (stats_ != nullptr)
+        stats_->connections_total.add();
+}
+
+session::~session() {
+    route_.active.fetch_sub(1, std::memory_order_relaxed);
+}
+
+asio::awaitable<bool> session::set_up() {
+    const auto& config = route_.config;
+    sys::set_nodelay(client().native_handle(), config.client.nodelay);
+    connection_addresses addresses = addresses_of(client());
+    if (config.accept_proxy) {
+        const auto header = co_await receive_proxy_header(client(), *this, proxy_header_timeout,
+                                                          config.client.quickack);
         if (header.source) { // none for v1 UNKNOWN, v2 LOCAL: the connection's own apply
             addresses = {*header.source, *header.destination};
-            client_name = to_string(*header.source);
-        } else if (!proxy_header_ok && !control.aborted()) {
-            spdlog::warn("route={} client={} no valid PROXY header: {}", route.config.name,
-                         client_name, header.error);
+            client_address_ = *header.source;
+        }
+        if (header.status != proxy_parse_status::complete) {
+            if (aborted())
+                co_return false;
+            spdlog::warn("route={} client={} no valid PROXY header: {}", config.name,
+                         name_of(client_address_), header.error);
+            abort(close_reason::proxy_header);
+            co_return false;
         }
     }
-    if (!proxy_header_ok) {
-        outcome.reason = control.aborted() ? control.reason() : close_reason::proxy_header;
-    } else if (server = co_await connect_upstream(route, upstream, control, stats); !server) {
-        outcome.reason = control.aborted() ? control.reason() : close_reason::connect_failed;
-    } else if (const auto ec =
-                   co_await send_proxy_header(upstream, route.config.send_proxy, addresses)) {
-        if (!control.aborted())
+    server_ = co_await connect_upstream(route_, upstream(), *this, stats_);
+    if (server_ == nullptr) {
+        abort(close_reason::connect_failed); // a no-op when already aborted
+        co_return false;
+    }
+    if (const auto ec = co_await send_proxy_header(upstream(), config.send_proxy, addresses)) {
+        if (!aborted())
             spdlog::warn("route={} client={} sending the PROXY header to {} failed: {}",
-                         route.config.name, client_name, *server, ec.message());
-        outcome.reason = control.aborted() ? control.reason() : close_reason::upstream_reset;
-    } else {
-        sys::set_nodelay(upstream.native_handle(), route.config.upstream.nodelay);
-        outcome = co_await relay(client, upstream, route.relay, control, stats);
+                         config.name, name_of(client_address_), server_->name, ec.message());
+        abort(close_reason::upstream_reset);
+        co_return false;
     }
-    if (stats != nullptr) {
-        record_tcp_info(client, *stats, side::client);
-        record_tcp_info(upstream, *stats, side::upstream);
-    }
+    if (aborted())
+        co_return false;
+    sys::set_nodelay(upstream().native_handle(), config.upstream.nodelay);
+    relaying_ = true;
+    start();
+    co_return true;
+}
 
-    close_socket(upstream, outcome.reason == close_reason::client_reset);
-    close_socket(client, outcome.reason == close_reason::upstream_reset ||
-                             outcome.reason == close_reason::connect_failed ||
-                             outcome.reason == close_reason::proxy_header);
-    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+void session::expire_if_idle(std::chrono::steady_clock::time_point now) {
+    if (!relaying_ || aborted())
+        return; // set-up phases have timeouts of their own
+    const auto idle = now - last_activity();
+    if (idle >= route_.relay.idle_timeout)
+        abort(close_reason::idle_timeout);
+    else if (half_closed() && idle >= route_.relay.half_closed_timeout)
+        abort(close_reason::half_closed_timeout);
+}
+
+std::chrono::milliseconds session::shortest_timeout() const {
+    return std::min(route_.relay.idle_timeout, route_.relay.half_closed_timeout);
+}
+
+void session::finished() {
+    close(outcome().reason);
+}
+
+void session::close(close_reason reason) {
+    if (stats_ != nullptr) {
+        record_tcp_info(client(), *stats_, side::client);
+        record_tcp_info(upstream(), *stats_, side::upstream);
+    }
+    close_socket(upstream(), reason == close_reason::client_reset);
+    close_socket(client(), reason == close_reason::upstream_reset ||
+                               reason == close_reason::connect_failed ||
+                               reason == close_reason::proxy_header);
+    const auto out = outcome();
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started_at_;
     spdlog::info("route={} client={} upstream={} bytes_c2u={} bytes_u2c={} duration={:.3f}s "
                  "close={} stalls_client={} stalls_upstream={}",
-                 route.config.name, client_name, server.value_or("-"), outcome.client_to_upstream,
-                 outcome.upstream_to_client, took.count(), to_string(outcome.reason),
-                 outcome.client_stalls, outcome.upstream_stalls);
+                 route_.config.name, name_of(client_address_),
+                 server_ != nullptr ? server_->name : "-", out.client_to_upstream,
+                 out.upstream_to_client, took.count(), to_string(reason), out.client_stalls,
+                 out.upstream_stalls);
+    registry_.remove(*this);
+    delete this;
 }
 
 } // namespace nodelayd

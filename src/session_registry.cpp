@@ -1,17 +1,57 @@
 #include "nodelayd/session_registry.hpp"
 
+#include <algorithm>
+
 namespace nodelayd {
 
-session_registry::entry::entry(session_registry& registry, relay_control& control)
-    : registry_(registry), it_(registry.sessions_.insert(registry.sessions_.end(), &control)) {}
+std::chrono::milliseconds sweep_period(std::chrono::milliseconds timeout) {
+    return std::clamp(timeout / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
+}
 
-session_registry::entry::~entry() {
-    registry_.sessions_.erase(it_);
+session_registry::session_registry(boost::asio::io_context& ctx) : timer_(ctx) {}
+
+void session_registry::add(session& s) {
+    sessions_.push_back(s);
+    arm(sweep_period(s.shortest_timeout()));
+}
+
+void session_registry::remove(session& s) {
+    sessions_.erase(sessions_.iterator_to(s));
 }
 
 void session_registry::abort_all(close_reason reason) {
-    for (auto* control : sessions_)
-        control->abort(reason);
+    for (auto& s : sessions_)
+        s.abort(reason);
+}
+
+void session_registry::arm(std::chrono::milliseconds period) {
+    const auto at = std::chrono::steady_clock::now() + period;
+    if (armed_ && timer_.expiry() <= at)
+        return;
+    armed_ = true;
+    // Moving the expiry cancels a later wait; its handler sees operation_aborted and leaves
+    // the sweep to this one.
+    timer_.expires_at(at);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec == boost::asio::error::operation_aborted)
+            return;
+        armed_ = false;
+        sweep();
+    });
+}
+
+void session_registry::sweep() {
+    if (sessions_.empty())
+        return;
+    const auto now = std::chrono::steady_clock::now();
+    auto shortest = std::chrono::milliseconds::max();
+    // expire_if_idle() only aborts: sessions close from completion handlers, never during
+    // this loop.
+    for (auto& s : sessions_) {
+        s.expire_if_idle(now);
+        shortest = std::min(shortest, s.shortest_timeout());
+    }
+    arm(sweep_period(shortest));
 }
 
 } // namespace nodelayd

@@ -12,10 +12,8 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 
-asio::awaitable<std::optional<std::string>> connect_upstream(route_runtime& route,
-                                                             tcp::socket& socket,
-                                                             const relay_control& control,
-                                                             route_stats* stats) {
+asio::awaitable<const upstream_server*> connect_upstream(route_runtime& route, tcp_socket& socket,
+                                                         const relay& control, route_stats* stats) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
     const std::size_t n = route.upstreams.size();
     const std::size_t first = route.next_upstream.fetch_add(1, std::memory_order_relaxed) % n;
@@ -24,7 +22,7 @@ asio::awaitable<std::optional<std::string>> connect_upstream(route_runtime& rout
         const auto& server = route.upstreams[(first + i) % n];
         for (const auto& ep : server.endpoints) {
             if (control.aborted())
-                co_return std::nullopt;
+                co_return nullptr;
             boost::system::error_code ignored;
             socket.close(ignored);
             timer.expires_after(route.config.connect_timeout);
@@ -39,10 +37,10 @@ asio::awaitable<std::optional<std::string>> connect_upstream(route_runtime& rout
                             std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 std::chrono::steady_clock::now() - started)
                                 .count()));
-                    co_return server.name;
+                    co_return &server;
                 }
                 if (control.aborted())
-                    co_return std::nullopt;
+                    co_return nullptr;
                 if (stats != nullptr)
                     stats->upstream_connect_failures_total.add();
                 spdlog::warn("route={} connect to {} ({}) failed: {}", route.config.name,
@@ -57,7 +55,7 @@ asio::awaitable<std::optional<std::string>> connect_upstream(route_runtime& rout
     }
     boost::system::error_code ignored;
     socket.close(ignored);
-    co_return std::nullopt;
+    co_return nullptr;
 }
 
 } // namespace nodelayd

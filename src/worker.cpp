@@ -30,11 +30,11 @@ worker::~worker() {
 
 worker::staged_listener worker::bind(route_runtime& route) {
     const std::string where = "route '" + route.config.name + "': ";
-    tcp::acceptor acceptor(ctx_);
+    tcp_acceptor acceptor(ctx_);
     boost::system::error_code ec;
     acceptor.open(route.listen.protocol(), ec);
     throw_if(ec, where + "socket");
-    acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     throw_if(ec, where + "setsockopt SO_REUSEADDR");
     throw_if(sys::set_reuse_port(acceptor.native_handle()), where + "setsockopt SO_REUSEPORT");
     acceptor.bind(route.listen, ec);
@@ -45,7 +45,7 @@ worker::staged_listener worker::bind(route_runtime& route) {
 }
 
 worker::staged_listener worker::adopt(route_runtime& route, int fd) {
-    tcp::acceptor acceptor(ctx_);
+    tcp_acceptor acceptor(ctx_);
     boost::system::error_code ec;
     acceptor.assign(route.listen.protocol(), fd, ec);
     if (ec)
@@ -123,7 +123,7 @@ void worker::join() {
 
 asio::awaitable<void> worker::accept_loop(std::list<listener>::iterator it) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-    tcp::acceptor& acceptor = it->acceptor;
+    tcp_acceptor& acceptor = it->acceptor;
     asio::steady_timer backoff(ctx_);
     while (acceptor.is_open()) {
         auto [ec, client] = co_await acceptor.async_accept(use_tuple);
@@ -154,8 +154,7 @@ asio::awaitable<void> worker::accept_loop(std::list<listener>::iterator it) {
             client.close(ec);
             continue;
         }
-        asio::co_spawn(ctx_, run_session(std::move(client), route, sessions_, stats),
-                       log_failure{"route=" + route.config.name + " session"});
+        session::launch(std::move(client), route, sessions_, stats);
     }
     listeners_.erase(it);
 }

@@ -39,6 +39,9 @@ struct route_config {
     std::chrono::milliseconds connect_timeout{5'000};
     /// A session with no bytes moving either way for this long is closed.
     std::chrono::milliseconds idle_timeout{600'000};
+    /// A session with one direction closed (FIN relayed) and no bytes moving for this long is
+    /// closed: a peer that half-closed and vanished must not pin a session for idle_timeout.
+    std::chrono::milliseconds half_closed_timeout{60'000};
     /// Sessions open at once on this route; accepted connections past it are refused.
     std::size_t max_connections = 10'000;
     /// Bytes buffered per direction before the relay stops reading the source.

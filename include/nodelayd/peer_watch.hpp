@@ -23,7 +23,7 @@ struct peer_watch {
     /// Whether nodelayd wrote to this peer since that read.
     bool sent_since = false;
     /// Bytes in a full segment from this peer (the connection's MSS).
-    std::size_t full_segment = 536;
+    std::uint32_t full_segment = 536;
 };
 
 /// Shortest gap counted as a stall.

@@ -26,7 +26,7 @@ struct connection_addresses {
 };
 
 /// The socket's own view: its peer and its local address.
-connection_addresses addresses_of(const boost::asio::ip::tcp::socket& socket);
+connection_addresses addresses_of(const tcp_socket& socket);
 
 /// Waits up to `timeout` for a PROXY header (v1 or v2) at the start of `client`'s stream and
 /// consumes exactly its bytes: whatever follows stays queued for the relay (the header's end
@@ -34,14 +34,15 @@ connection_addresses addresses_of(const boost::asio::ip::tcp::socket& socket);
 /// announced addresses, or `invalid` with the reason (also for a timeout, the client closing,
 /// a read error, or `control` being aborted). With `quickack`, re-arms TCP_QUICKACK while
 /// waiting, as the relay would.
-boost::asio::awaitable<proxy_parse_result>
-receive_proxy_header(boost::asio::ip::tcp::socket& client, const relay_control& control,
-                     std::chrono::milliseconds timeout, bool quickack);
+boost::asio::awaitable<proxy_parse_result> receive_proxy_header(tcp_socket& client,
+                                                                const relay& control,
+                                                                std::chrono::milliseconds timeout,
+                                                                bool quickack);
 
 /// Writes the `version` header announcing `addresses` to `upstream`, completely (nothing for
 /// off). Returns the write's error.
 boost::asio::awaitable<boost::system::error_code>
-send_proxy_header(boost::asio::ip::tcp::socket& upstream, proxy_version version,
+send_proxy_header(tcp_socket& upstream, proxy_version version,
                   const connection_addresses& addresses);
 
 } // namespace nodelayd

@@ -2,13 +2,12 @@
 // Splices two connected sockets: one pump per direction, each reading into its own bounded
 // queue and handing everything queued to the kernel in one gathered write.
 
+#include "nodelayd/asio_support.hpp"
 #include "nodelayd/policy.hpp"
+#include "nodelayd/pump.hpp"
 #include "nodelayd/stats.hpp"
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string_view>
@@ -25,6 +24,8 @@ enum class close_reason {
     upstream_reset,
     /// No byte moved for the route's idle timeout.
     idle_timeout,
+    /// One direction had finished and no byte moved for the route's half-closed timeout.
+    half_closed_timeout,
     /// The daemon's shutdown deadline passed.
     shutdown,
     /// No upstream server accepted the connection.
@@ -46,6 +47,8 @@ struct relay_settings {
     std::size_t buffer_size = std::size_t{64} * 1024;
     /// Close the session after this long with no bytes moving.
     std::chrono::milliseconds idle_timeout{600'000};
+    /// Close a session with one direction finished after this long with no bytes moving.
+    std::chrono::milliseconds half_closed_timeout{60'000};
 };
 
 /// Byte counts and outcome of one relay.
@@ -62,39 +65,73 @@ struct relay_outcome {
     std::uint64_t upstream_stalls = 0;
 };
 
-/// Shared between a running relay and whoever may stop it (idle watchdog, shutdown).
-class relay_control {
+/// The client and upstream sockets of one session and a pump per direction between them,
+/// driven by readiness callbacks: no coroutine frame and no timer, so an idle relay holds
+/// its two sockets, two pending waits and no buffer. Owns both sockets; the derived class
+/// (the session) connects the upstream, calls start(), and is told when the relay is over.
+class relay {
 public:
-    /// Binds to the two sockets the relay runs on.
-    relay_control(boost::asio::ip::tcp::socket& client, boost::asio::ip::tcp::socket& upstream);
-    /// Ends the relay with `reason`: the first call wins, pending waits are cancelled.
+    relay(const relay&) = delete;
+    relay& operator=(const relay&) = delete;
+
+    /// The client's socket.
+    tcp_socket& client() { return client_; }
+    /// The upstream socket: closed until the session connects it.
+    tcp_socket& upstream() { return upstream_; }
+    /// Starts relaying (both sockets connected); finished() follows once both directions
+    /// are done or abort() was called.
+    void start();
+    /// Ends the relay with `reason`: the first call wins and cancels every pending wait on
+    /// both sockets. Safe at any time, also before start().
     void abort(close_reason reason);
     /// Whether abort() was called.
     [[nodiscard]] bool aborted() const { return aborted_; }
     /// The reason given to the first abort().
     [[nodiscard]] close_reason reason() const { return reason_; }
-    /// Records that bytes moved now (for the idle timeout).
-    void touch() { last_activity_ = std::chrono::steady_clock::now(); }
-    /// When bytes last moved.
+    /// When bytes last moved (or the session began).
     [[nodiscard]] std::chrono::steady_clock::time_point last_activity() const {
         return last_activity_;
     }
+    /// Whether exactly one direction has finished (its source sent FIN).
+    [[nodiscard]] bool half_closed() const { return done_[0] != done_[1]; }
+    /// Bytes and stalls so far, and why it ended (completed unless aborted).
+    [[nodiscard]] relay_outcome outcome() const;
+
+protected:
+    /// Takes the accepted client socket. With `stats`, reads take kernel timestamps and both
+    /// pumps record there (the worker's own copy).
+    relay(tcp_socket client, const relay_settings& settings, route_stats* stats);
+    ~relay() = default;
+    /// Called once, from a completion handler, when the relay is over; nothing of the relay
+    /// runs after it returns, so it may delete the object.
+    virtual void finished() = 0;
 
 private:
-    boost::asio::ip::tcp::socket& client_;
-    boost::asio::ip::tcp::socket& upstream_;
+    // One bit per wait or posted step that may be pending; the relay is over when none is.
+    enum wait_bit : std::uint8_t {
+        client_readable = 1,
+        client_writable = 2,
+        upstream_readable = 4,
+        upstream_writable = 8,
+        step_c2u = 16,
+        step_u2c = 32,
+    };
+    struct on_ready;
+    void ready(std::uint8_t bit);
+    void drive(std::size_t dir);
+    void wait(tcp_socket& socket, tcp_socket::wait_type what, std::uint8_t bit);
+
+    tcp_socket client_;
+    tcp_socket upstream_;
+    socket_state client_state_;
+    socket_state upstream_state_;
+    pump pumps_[2]; // indexed by direction
+    route_stats* stats_;
+    std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+    std::uint8_t pending_ = 0;
+    std::array<bool, 2> done_{};
     bool aborted_ = false;
     close_reason reason_ = close_reason::completed;
-    std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
 };
-
-/// Relays until both directions finish or `control` aborts. Propagates half-close as
-/// shutdown(SHUT_WR); leaves the closing (and reset-on-close) of the sockets to the caller,
-/// guided by the outcome's reason. With `stats`, records bytes, writes, added latency and
-/// peer stalls there (the calling thread's own copy).
-boost::asio::awaitable<relay_outcome> relay(boost::asio::ip::tcp::socket& client,
-                                            boost::asio::ip::tcp::socket& upstream,
-                                            const relay_settings& settings, relay_control& control,
-                                            route_stats* stats);
 
 } // namespace nodelayd

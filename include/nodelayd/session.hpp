@@ -1,19 +1,50 @@
 #pragma once
-// One client connection from accept to close: connect upstream, apply socket policies,
-// relay, close (propagating resets), and log one line.
+// One client connection from accept to close: a short coroutine sets it up (PROXY header,
+// upstream connect), then the relay runs on callbacks, and the session closes the sockets
+// (propagating resets), records and logs one line when the relay is over.
 
+#include "nodelayd/relay.hpp"
 #include "nodelayd/route_runtime.hpp"
-#include "nodelayd/session_registry.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
+#include <boost/intrusive/list_hook.hpp>
+
+#include <chrono>
 
 namespace nodelayd {
 
-/// Runs one session to completion. The caller has already counted it in route.active;
-/// the session uncounts itself when it ends. `stats` (the worker's own copy for this route,
-/// or null when stats are off) receives everything measured.
-boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket client, route_runtime& route,
-                                         session_registry& registry, route_stats* stats);
+class session_registry;
+
+/// A live session; it owns itself and is deleted when it closes.
+class session final : public relay, public boost::intrusive::list_base_hook<> {
+public:
+    /// Starts a session for an accepted `client` (already counted in route.active; the
+    /// session uncounts itself when it ends) and registers it with `registry`. `stats` is
+    /// the worker's own copy for this route, or null when stats are off.
+    static void launch(tcp_socket client, route_runtime& route, session_registry& registry,
+                       route_stats* stats);
+    /// Aborts the session when it has idled past its route's idle timeout (or the
+    /// half-closed timeout, when one direction has finished) by `now`.
+    void expire_if_idle(std::chrono::steady_clock::time_point now);
+    /// The shorter of the timeouts expire_if_idle() enforces (for the sweep's period).
+    [[nodiscard]] std::chrono::milliseconds shortest_timeout() const;
+
+private:
+    session(tcp_socket client, route_runtime& route, session_registry& registry,
+            route_stats* stats);
+    ~session();
+    // Returns whether the relay started; if so, the relay owns the session's end.
+    boost::asio::awaitable<bool> set_up();
+    void finished() override;
+    void close(close_reason reason);
+
+    route_runtime& route_;
+    session_registry& registry_;
+    route_stats* stats_;
+    std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
+    boost::asio::ip::tcp::endpoint client_address_;
+    const upstream_server* server_ = nullptr;
+    bool relaying_ = false;
+};
 
 } // namespace nodelayd

@@ -8,17 +8,15 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include <optional>
-#include <string>
-
 namespace nodelayd {
 
 /// Connects `socket` to the first upstream server of `route` that accepts, starting at the
-/// route's round-robin cursor. Returns the server's name, or nothing when every server
+/// route's round-robin cursor. Returns the server, or null when every server
 /// failed or `control` was aborted. Failed attempts are logged, and with `stats` counted
 /// (failures) and timed (successes).
-boost::asio::awaitable<std::optional<std::string>>
-connect_upstream(route_runtime& route, boost::asio::ip::tcp::socket& socket,
-                 const relay_control& control, route_stats* stats);
+boost::asio::awaitable<const upstream_server*> connect_upstream(route_runtime& route,
+                                                                tcp_socket& socket,
+                                                                const relay& control,
+                                                                route_stats* stats);
 
 } // namespace nodelayd

@@ -3,6 +3,7 @@
 // socket passed by the service manager), and the sessions those listeners accepted. Nothing
 // is shared with other workers but the routes' connection counters.
 
+#include "nodelayd/asio_support.hpp"
 #include "nodelayd/route_runtime.hpp"
 #include "nodelayd/session_registry.hpp"
 
@@ -23,7 +24,7 @@ public:
     /// A bound, listening socket for a route that this worker has not started yet.
     struct staged_listener {
         /// The acceptor, already listening.
-        boost::asio::ip::tcp::acceptor acceptor;
+        tcp_acceptor acceptor;
         /// The route it serves.
         route_runtime* route;
     };
@@ -60,7 +61,7 @@ public:
 
 private:
     struct listener {
-        boost::asio::ip::tcp::acceptor acceptor;
+        tcp_acceptor acceptor;
         route_runtime* route;
     };
     void spawn(std::vector<staged_listener> listeners);
@@ -69,7 +70,7 @@ private:
     std::size_t index_;
     boost::asio::io_context ctx_{1};
     std::list<listener> listeners_;
-    session_registry sessions_;
+    session_registry sessions_{ctx_};
     std::thread thread_;
 };
 
