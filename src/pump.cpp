@@ -7,10 +7,10 @@
 
 namespace nodelayd {
 
-pump::pump(socket_state& source, socket_state& sink, const side_policy& source_policy,
-           const side_policy& sink_policy, std::size_t bound, route_stats* stats, direction dir)
-    : source_(source), sink_(sink), source_policy_(source_policy), sink_policy_(sink_policy),
-      bound_(bound), stats_(stats), dir_(dir) {}
+pump::pump(socket_state& source, socket_state& sink, std::size_t bound, route_stats* stats,
+           direction dir)
+    : source_(source), sink_(sink), stats_(stats),
+      bound_(static_cast<std::uint32_t>(std::min<std::size_t>(bound, UINT32_MAX))), dir_(dir) {}
 
 namespace {
 
@@ -51,7 +51,7 @@ bool pump::read_phase() {
         // The kernel re-enters delayed-ACK (pingpong) mode whenever we send on this socket;
         // re-arming before the next read pushes out any ACK it is holding and keeps the
         // peer's Nagle from waiting on us.
-        if (source_policy_.quickack && !source_.quickack_armed) {
+        if (source_.policy->quickack && !source_.quickack_armed) {
             sys::arm_quickack(source_.fd);
             source_.quickack_armed = true;
         }
@@ -86,7 +86,7 @@ bool pump::write_phase() {
     if (queue_.empty()) {
         // The source ran dry after a MSG_MORE write: push the held tail now.
         if (corked_ && !source_has_more_) {
-            sys::push_pending(sink_.fd, sink_policy_.nodelay);
+            sys::push_pending(sink_.fd, sink_.policy->nodelay);
             sink_.quickack_armed = false;
             corked_ = false;
         }
@@ -94,7 +94,7 @@ bool pump::write_phase() {
     }
     std::array<iovec, 64> iov{};
     const std::size_t n = queue_.gather(iov);
-    const bool more = send_with_more(sink_policy_.cork, source_has_more_, source_eof_);
+    const bool more = send_with_more(sink_.policy->cork, source_has_more_, source_eof_);
     const auto w = sys::write_gathered(sink_.fd, {iov.data(), n}, more);
     ++writes_;
     if (w.error) {

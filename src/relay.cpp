@@ -48,11 +48,14 @@ struct relay::on_ready {
 };
 
 relay::relay(tcp_socket client, const relay_settings& settings, route_stats* stats)
-    : client_(std::move(client)), upstream_(client_.get_executor()),
-      pumps_{pump(client_state_, upstream_state_, settings.client, settings.upstream,
-                  settings.buffer_size, stats, direction::client_to_upstream),
-             pump(upstream_state_, client_state_, settings.upstream, settings.client,
-                  settings.buffer_size, stats, direction::upstream_to_client)},
+    : client_(std::move(client)),
+      upstream_(client_.get_executor()), client_state_{.policy = &settings.client},
+      upstream_state_{.policy = &settings.upstream}, pumps_{pump(client_state_, upstream_state_,
+                                                                 settings.buffer_size, stats,
+                                                                 direction::client_to_upstream),
+                                                            pump(upstream_state_, client_state_,
+                                                                 settings.buffer_size, stats,
+                                                                 direction::upstream_to_client)},
       stats_(stats) {}
 
 void relay::start() {
@@ -65,6 +68,7 @@ void relay::start() {
                 s->watch.full_segment = static_cast<std::uint32_t>(mss);
         }
     last_activity_ = std::chrono::steady_clock::now();
+    started_ = true;
     // Posted, not run here: finished() must only ever come from a completion handler.
     pending_ = step_c2u | step_u2c;
     asio::post(client_.get_executor(), on_ready{this, step_c2u});

@@ -59,13 +59,12 @@ void session::launch(tcp_socket client, route_runtime& route, session_registry& 
 
 session::session(tcp_socket client, route_runtime& route, session_registry& registry,
                  route_stats* stats)
-    : relay(std::move(client), route.relay, stats), route_(route), registry_(registry),
-      stats_(stats) {
+    : relay(std::move(client), route.relay, stats), route_(route), registry_(registry) {
     boost::system::error_code ignored;
     client_address_ = this->client().remote_endpoint(ignored);
     registry_.add(*this);
-    if (stats_ != nullptr)
-        stats_->connections_total.add();
+    if (stats != nullptr)
+        stats->connections_total.add();
 }
 
 session::~session() {
@@ -92,7 +91,7 @@ asio::awaitable<bool> session::set_up() {
             co_return false;
         }
     }
-    server_ = co_await connect_upstream(route_, upstream(), *this, stats_);
+    server_ = co_await connect_upstream(route_, upstream(), *this, stats());
     if (server_ == nullptr) {
         abort(close_reason::connect_failed); // a no-op when already aborted
         co_return false;
@@ -107,13 +106,12 @@ asio::awaitable<bool> session::set_up() {
     if (aborted())
         co_return false;
     sys::set_nodelay(upstream().native_handle(), config.upstream.nodelay);
-    relaying_ = true;
     start();
     co_return true;
 }
 
 void session::expire_if_idle(std::chrono::steady_clock::time_point now) {
-    if (!relaying_ || aborted())
+    if (!started() || aborted())
         return; // set-up phases have timeouts of their own
     const auto idle = now - last_activity();
     if (idle >= route_.relay.idle_timeout)
@@ -131,9 +129,9 @@ void session::finished() {
 }
 
 void session::close(close_reason reason) {
-    if (stats_ != nullptr) {
-        record_tcp_info(client(), *stats_, side::client);
-        record_tcp_info(upstream(), *stats_, side::upstream);
+    if (stats() != nullptr) {
+        record_tcp_info(client(), *stats(), side::client);
+        record_tcp_info(upstream(), *stats(), side::upstream);
     }
     close_socket(upstream(), reason == close_reason::client_reset);
     close_socket(client(), reason == close_reason::upstream_reset ||

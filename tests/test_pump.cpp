@@ -106,12 +106,12 @@ protected:
     tcp_pair source; // source.far writes, pump reads source.near
     tcp_pair sink;   // pump writes sink.near, sink.far reads
     side_policy policy;
-    socket_state source_state{source.near};
-    socket_state sink_state{sink.near};
+    socket_state source_state{.fd = source.near, .policy = &policy};
+    socket_state sink_state{.fd = sink.near, .policy = &policy};
 };
 
 TEST_F(pump_test, relays_and_then_waits_for_read) {
-    pump p(source_state, sink_state, policy, policy, 64 * 1024);
+    pump p(source_state, sink_state, 64 * 1024);
     EXPECT_EQ(p.step(), pump::wait_for::read); // nothing yet
     write_all(source.far, "hello");
     ASSERT_TRUE(wait_readable(source.near));
@@ -134,14 +134,14 @@ TEST_F(pump_test, coalesces_everything_ready_into_one_write) {
             break;
         ::usleep(1000);
     }
-    pump p(source_state, sink_state, policy, policy, 1 << 20);
+    pump p(source_state, sink_state, 1 << 20);
     EXPECT_EQ(p.step(), pump::wait_for::read);
     EXPECT_EQ(p.writes(), 1u);
     EXPECT_EQ(read_available(sink.far), data);
 }
 
 TEST_F(pump_test, eof_becomes_half_close_after_the_data) {
-    pump p(source_state, sink_state, policy, policy, 64 * 1024);
+    pump p(source_state, sink_state, 64 * 1024);
     write_all(source.far, "last words");
     ::shutdown(source.far, SHUT_WR);
     EXPECT_EQ(run_until_done(p, source.near), pump::wait_for::done);
@@ -162,7 +162,7 @@ TEST_F(pump_test, stops_reading_at_the_bound_when_the_sink_is_stuck) {
     ::setsockopt(sink.near, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     ::setsockopt(sink.far, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     const std::size_t bound = 32 * 1024;
-    pump p(source_state, sink_state, policy, policy, bound);
+    pump p(source_state, sink_state, bound);
     const auto data = pattern(4 << 20);
     ::fcntl(source.far, F_SETFL, O_NONBLOCK);
     std::size_t sent = 0;
@@ -193,7 +193,7 @@ TEST_F(pump_test, stops_reading_at_the_bound_when_the_sink_is_stuck) {
 }
 
 TEST_F(pump_test, source_reset_is_reported_as_source_failure) {
-    pump p(source_state, sink_state, policy, policy, 64 * 1024);
+    pump p(source_state, sink_state, 64 * 1024);
     const linger l{1, 0};
     ::setsockopt(source.far, SOL_SOCKET, SO_LINGER, &l, sizeof l);
     ::close(std::exchange(source.far, ::socket(AF_INET, SOCK_STREAM, 0)));
@@ -202,7 +202,7 @@ TEST_F(pump_test, source_reset_is_reported_as_source_failure) {
 }
 
 TEST_F(pump_test, sink_reset_is_reported_as_sink_failure) {
-    pump p(source_state, sink_state, policy, policy, 64 * 1024);
+    pump p(source_state, sink_state, 64 * 1024);
     const linger l{1, 0};
     ::setsockopt(sink.far, SOL_SOCKET, SO_LINGER, &l, sizeof l);
     ::close(std::exchange(sink.far, ::socket(AF_INET, SOCK_STREAM, 0)));
@@ -219,8 +219,7 @@ TEST_F(pump_test, meter_records_latency_chunks_and_peer_stalls) {
     route_stats stats;
     int on = 1;
     ::setsockopt(source.near, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
-    pump p(source_state, sink_state, policy, policy, 64 * 1024, &stats,
-           direction::client_to_upstream);
+    pump p(source_state, sink_state, 64 * 1024, &stats, direction::client_to_upstream);
     write_all(source.far, "literal");
     ASSERT_TRUE(wait_readable(source.near));
     EXPECT_EQ(settle(p), pump::wait_for::read);

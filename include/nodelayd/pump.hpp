@@ -21,6 +21,8 @@ struct socket_state {
     /// back to delayed ACKs (pingpong mode) after it sends data, so re-arming before a read
     /// is needed only after a write.
     bool quickack_armed = false;
+    /// Its side's policy: quickack governs reads from it; nodelay and cork, writes to it.
+    const side_policy* policy = nullptr;
     /// Stall detection facts (kept up to date only with stats).
     peer_watch watch;
 };
@@ -44,11 +46,10 @@ public:
     /// Which socket failed, if any.
     enum class failure { none, source, sink };
 
-    /// `source_policy` governs reads (quickack); `sink_policy` governs writes (nodelay, cork).
+    /// Reads `source` and writes `sink` under their policies, queueing at most `bound` bytes.
     /// With `stats`, reads take kernel receive timestamps and every write records in `dir`'s
     /// metrics (the source's peer side for stalls, the sink's for writes and chunks).
-    pump(socket_state& source, socket_state& sink, const side_policy& source_policy,
-         const side_policy& sink_policy, std::size_t bound, route_stats* stats = nullptr,
+    pump(socket_state& source, socket_state& sink, std::size_t bound, route_stats* stats = nullptr,
          direction dir = direction::client_to_upstream);
 
     /// One round of non-blocking reads and at most one gathered write.
@@ -72,16 +73,15 @@ private:
     std::int64_t measure_read(std::size_t bytes, std::int64_t rx_ns);
     void measure_write(std::size_t bytes);
 
+    // Sized for an idle session's footprint: every byte here is paid per connection.
     socket_state& source_;
     socket_state& sink_;
-    const side_policy& source_policy_;
-    const side_policy& sink_policy_;
-    std::size_t bound_;
     chunk_queue queue_;
     route_stats* stats_;
     std::uint64_t bytes_ = 0;
-    std::uint64_t writes_ = 0;
-    std::uint64_t stalls_ = 0;
+    std::uint32_t writes_ = 0;
+    std::uint32_t stalls_ = 0;
+    std::uint32_t bound_;
     direction dir_;
     bool source_eof_ = false;
     bool source_has_more_ = false;

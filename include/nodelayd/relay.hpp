@@ -96,6 +96,10 @@ public:
     [[nodiscard]] bool half_closed() const { return done_[0] != done_[1]; }
     /// Bytes and stalls so far, and why it ended (completed unless aborted).
     [[nodiscard]] relay_outcome outcome() const;
+    /// Whether start() was called.
+    [[nodiscard]] bool started() const { return started_; }
+    /// Where the relay records (the worker's own copy), or null when stats are off.
+    [[nodiscard]] route_stats* stats() const { return stats_; }
 
 protected:
     /// Takes the accepted client socket. With `stats`, reads take kernel timestamps and both
@@ -131,6 +135,7 @@ private:
     std::uint8_t pending_ = 0;
     std::array<bool, 2> done_{};
     bool aborted_ = false;
+    bool started_ = false;
     close_reason reason_ = close_reason::completed;
 };
 

@@ -40,11 +40,9 @@ private:
 
     route_runtime& route_;
     session_registry& registry_;
-    route_stats* stats_;
     std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     boost::asio::ip::tcp::endpoint client_address_;
     const upstream_server* server_ = nullptr;
-    bool relaying_ = false;
 };
 
 } // namespace nodelayd
