@@ -46,7 +46,8 @@ void pump::measure_write(std::size_t bytes) {
 // Reads until the source runs dry, hits EOF, or the queue reaches its bound.
 // Returns false when the source failed.
 bool pump::read_phase() {
-    source_has_more_ = false;
+    // source_has_more_ keeps its value when the queue is at its bound and nothing is read:
+    // the source was not found drained, so the next step should read before waiting.
     while (!source_eof_ && queue_.size() < bound_) {
         // The kernel re-enters delayed-ACK (pingpong) mode whenever we send on this socket;
         // re-arming before the next read pushes out any ACK it is holding and keeps the
@@ -64,10 +65,9 @@ bool pump::read_phase() {
             failed_ = failure::source;
             return false;
         }
-        if (r.would_block)
-            break;
-        if (r.eof) {
-            source_eof_ = true;
+        if (r.would_block || r.eof) {
+            source_eof_ = r.eof;
+            source_has_more_ = false;
             break;
         }
         progressed_ = true;
