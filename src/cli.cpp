@@ -51,6 +51,8 @@ cli_request parse_command_line(int argc, const char* const* argv) {
         "close sessions with one direction closed and no traffic for this long (default 1m)")(
         "max-connections", po::value<std::string>()->value_name("N"),
         "open sessions per route (default 10000)")(
+        "splice", po::value<std::string>()->value_name("on|off"),
+        "move bulk flows with splice(2), without copying them through user space (default on)")(
         "buffer-size", po::value<std::string>()->value_name("SIZE"),
         "bytes buffered per direction before reading pauses (default 64k)")(
         "send-proxy", po::value<std::string>()->value_name("off|v1|v2"),

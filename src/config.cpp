@@ -67,6 +67,7 @@ const std::map<std::string, route_setter>& route_setters() {
         t["max-connections"] = [](route_config& r, const std::string& v) {
             r.max_connections = parse_count(v, 1, 10'000'000);
         };
+        t["splice"] = [](route_config& r, const std::string& v) { r.splice = parse_switch(v); };
         t["buffer-size"] = [](route_config& r, const std::string& v) {
             r.buffer_size = parse_size(v);
             if (r.buffer_size < 4096 || r.buffer_size > (256u << 20))

@@ -8,9 +8,14 @@
 namespace nodelayd {
 
 pump::pump(socket_state& source, socket_state& sink, std::size_t bound, route_stats* stats,
-           direction dir)
+           direction dir, bool splice)
     : source_(source), sink_(sink), stats_(stats),
-      bound_(static_cast<std::uint32_t>(std::min<std::size_t>(bound, UINT32_MAX))), dir_(dir) {}
+      bound_(static_cast<std::uint32_t>(std::min<std::size_t>(bound, UINT32_MAX))), dir_(dir),
+      splice_(splice) {}
+
+pump::~pump() {
+    sys::close_pipe(pipe_);
+}
 
 namespace {
 
@@ -37,6 +42,17 @@ std::int64_t pump::measure_read(std::size_t bytes, std::int64_t rx_ns) {
     return rx_ns;
 }
 
+// Bookkeeping common to both ways of writing.
+void pump::wrote(std::size_t bytes, bool more) {
+    sink_.quickack_armed = false; // sending data is what re-enters delayed-ACK mode
+    bytes_ += bytes;
+    ++writes_;
+    progressed_ = true;
+    corked_ = more;
+    if (stats_ != nullptr)
+        measure_write(bytes);
+}
+
 void pump::measure_write(std::size_t bytes) {
     stats_->writes_total[to_side(dir_)].add();
     stats_->bytes_total[static_cast<std::size_t>(dir_)].add(bytes);
@@ -46,6 +62,7 @@ void pump::measure_write(std::size_t bytes) {
 // Reads until the source runs dry, hits EOF, or the queue reaches its bound.
 // Returns false when the source failed.
 bool pump::read_phase() {
+    std::size_t read = 0;
     // source_has_more_ keeps its value when the queue is at its bound and nothing is read:
     // the source was not found drained, so the next step should read before waiting.
     while (!source_eof_ && queue_.size() < bound_) {
@@ -71,12 +88,15 @@ bool pump::read_phase() {
             break;
         }
         progressed_ = true;
+        read += r.bytes;
         // A read that filled its buffer means the socket likely holds more; a short one
         // means it is drained, and probing again would only cost an EAGAIN.
         source_has_more_ = r.bytes == space.size();
         if (!source_has_more_)
             break;
     }
+    if (read > 0)
+        bulk_ = queue_.size() >= bound_ && source_has_more_;
     return true;
 }
 
@@ -96,20 +116,15 @@ bool pump::write_phase() {
     const std::size_t n = queue_.gather(iov);
     const bool more = send_with_more(sink_.policy->cork, source_has_more_, source_eof_);
     const auto w = sys::write_gathered(sink_.fd, {iov.data(), n}, more);
-    ++writes_;
     if (w.error) {
         failed_ = failure::sink;
         return false;
     }
     if (w.bytes > 0) {
-        sink_.quickack_armed = false; // sending data is what re-enters delayed-ACK mode
-        bytes_ += w.bytes;
-        progressed_ = true;
-        corked_ = more;
+        wrote(w.bytes, more);
         if (stats_ == nullptr) {
             queue_.consume(w.bytes);
         } else {
-            measure_write(w.bytes);
             const std::int64_t now = sys::realtime_ns();
             auto& latency = stats_->added_latency[static_cast<std::size_t>(dir_)];
             auto& chunks = stats_->chunks_total[to_side(dir_)];
@@ -123,16 +138,7 @@ bool pump::write_phase() {
     return true;
 }
 
-pump::wait_for pump::step() {
-    progressed_ = false;
-    if (!read_phase() || !write_phase())
-        return wait_for::done;
-    if (source_eof_ && queue_.empty()) {
-        // FIN carries anything MSG_MORE held back, so no separate push is needed.
-        sys::shutdown_write(sink_.fd);
-        return wait_for::done;
-    }
-    const bool can_read = !source_eof_ && queue_.size() < bound_;
+pump::wait_for pump::next_wait(bool can_read) const {
     if (can_read && source_has_more_ && !sink_blocked_)
         return wait_for::nothing;
     if (can_read && sink_blocked_)
@@ -140,6 +146,82 @@ pump::wait_for pump::step() {
     if (can_read)
         return wait_for::read;
     return wait_for::write;
+}
+
+pump::wait_for pump::step() {
+    progressed_ = false;
+    if (pipe_.read >= 0)
+        return splice_step();
+    if (!read_phase() || !write_phase())
+        return wait_for::done;
+    if (source_eof_ && queue_.empty()) {
+        // FIN carries anything MSG_MORE held back, so no separate push is needed.
+        sys::shutdown_write(sink_.fd);
+        return wait_for::done;
+    }
+    if (splice_ && bulk_ && queue_.empty()) {
+        // A bulk flow with nothing queued: from here on its bytes can stay in the kernel.
+        pipe_ = sys::make_pipe();
+        if (pipe_.read >= 0 && !sys::set_nonblocking(source_.fd) && !sys::set_nonblocking(sink_.fd))
+            return wait_for::nothing;
+        sys::close_pipe(pipe_);
+        splice_ = false; // out of descriptors, most likely: keep copying
+    }
+    return next_wait(!source_eof_ && queue_.size() < bound_);
+}
+
+// Splice mode: fill the pipe from the source, drain it into the sink. No receive timestamps
+// or quickack here: a bulk source sends full segments, which the kernel ACKs every second one
+// anyway, and bulk transfer time is not the latency the histogram is about.
+pump::wait_for pump::splice_step() {
+    constexpr std::uint32_t pipe_size = 64 * 1024; // Linux's default pipe capacity
+    const std::uint32_t room = std::min(bound_, pipe_size);
+    std::size_t in = 0;
+    while (!source_eof_ && piped_ < room) {
+        const auto r = sys::splice_some(source_.fd, pipe_.write, room - piped_, false);
+        if (r.error) {
+            failed_ = failure::source;
+            return wait_for::done;
+        }
+        source_eof_ = r.eof;
+        // would-block: the source is dry, or the pipe's slots are used up by partly filled
+        // pages; either way a wait follows, and it ends at once if the source is readable.
+        source_has_more_ = !r.eof && !r.would_block;
+        if (!source_has_more_)
+            break;
+        piped_ += static_cast<std::uint32_t>(r.bytes);
+        in += r.bytes;
+        progressed_ = true;
+    }
+    sink_blocked_ = false;
+    if (piped_ > 0) {
+        const bool more = send_with_more(sink_.policy->cork, source_has_more_, source_eof_);
+        const auto w = sys::splice_some(pipe_.read, sink_.fd, piped_, more);
+        if (w.error) {
+            failed_ = failure::sink;
+            return wait_for::done;
+        }
+        if (w.bytes > 0) {
+            piped_ -= static_cast<std::uint32_t>(w.bytes);
+            wrote(w.bytes, more);
+        }
+        sink_blocked_ = piped_ > 0;
+    } else if (corked_ && !source_has_more_) {
+        sys::push_pending(sink_.fd, sink_.policy->nodelay);
+        sink_.quickack_armed = false;
+        corked_ = false;
+    }
+    if (source_eof_ && piped_ == 0) {
+        sys::shutdown_write(sink_.fd);
+        sys::close_pipe(pipe_);
+        return wait_for::done;
+    }
+    if (piped_ == 0 && !source_has_more_ && in < room) {
+        // The flow slowed down: back to reads with timestamps and quickack.
+        sys::close_pipe(pipe_);
+        bulk_ = false;
+    }
+    return next_wait(!source_eof_ && piped_ < room);
 }
 
 } // namespace nodelayd

@@ -49,13 +49,12 @@ struct relay::on_ready {
 
 relay::relay(tcp_socket client, const relay_settings& settings, route_stats* stats)
     : client_(std::move(client)),
-      upstream_(client_.get_executor()), client_state_{.policy = &settings.client},
-      upstream_state_{.policy = &settings.upstream}, pumps_{pump(client_state_, upstream_state_,
-                                                                 settings.buffer_size, stats,
-                                                                 direction::client_to_upstream),
-                                                            pump(upstream_state_, client_state_,
-                                                                 settings.buffer_size, stats,
-                                                                 direction::upstream_to_client)},
+      upstream_(client_.get_executor()), client_state_{-1, false, &settings.client, {}},
+      upstream_state_{-1, false, &settings.upstream, {}},
+      pumps_{pump(client_state_, upstream_state_, settings.buffer_size, stats,
+                  direction::client_to_upstream, settings.splice),
+             pump(upstream_state_, client_state_, settings.buffer_size, stats,
+                  direction::upstream_to_client, settings.splice)},
       stats_(stats) {}
 
 void relay::start() {

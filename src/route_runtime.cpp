@@ -48,8 +48,12 @@ std::vector<std::unique_ptr<route_runtime>> resolve_routes(const daemon_config& 
         for (const auto& up : rc.upstreams)
             rt->upstreams.push_back(
                 {up.str(), resolve(resolver, up, false, where + "key 'upstream': ")});
-        rt->relay = relay_settings{rc.client, rc.upstream, rc.buffer_size, rc.idle_timeout,
-                                   rc.half_closed_timeout};
+        rt->relay = relay_settings{.client = rc.client,
+                                   .upstream = rc.upstream,
+                                   .buffer_size = rc.buffer_size,
+                                   .splice = rc.splice,
+                                   .idle_timeout = rc.idle_timeout,
+                                   .half_closed_timeout = rc.half_closed_timeout};
         // Textually different listen addresses can be the same socket address (127.1 and
         // 127.0.0.1); with SO_REUSEPORT both would bind and split the connections silently.
         for (const auto& other : out)

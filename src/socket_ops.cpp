@@ -1,12 +1,16 @@
 #include "nodelayd/socket_ops.hpp"
 
+#include <fcntl.h>     // pipe2, splice
 #include <linux/tcp.h> // struct tcp_info with tcpi_segs_out (glibc's copy predates it)
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 namespace nodelayd::sys {
 namespace {
@@ -101,6 +105,45 @@ write_result write_gathered(int fd, std::span<const iovec> chunks, bool more) {
         } else {
             r.error = last_error();
         }
+        return r;
+    }
+}
+
+pipe_fds make_pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+        return {};
+    return {fds[0], fds[1]};
+}
+
+void close_pipe(pipe_fds& p) {
+    for (int* fd : {&p.read, &p.write})
+        if (*fd >= 0)
+            ::close(std::exchange(*fd, -1));
+}
+
+std::error_code set_nonblocking(int fd) {
+    int on = 1;
+    if (::ioctl(fd, FIONBIO, &on) != 0)
+        return last_error();
+    return {};
+}
+
+read_result splice_some(int from, int to, std::size_t max, bool more) {
+    const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0U);
+    read_result r;
+    for (;;) {
+        const ssize_t n = ::splice(from, nullptr, to, nullptr, max, flags);
+        if (n > 0)
+            r.bytes = static_cast<std::size_t>(n);
+        else if (n == 0)
+            r.eof = true;
+        else if (errno == EINTR)
+            continue;
+        else if (errno == EAGAIN || errno == EWOULDBLOCK)
+            r.would_block = true;
+        else
+            r.error = last_error();
         return r;
     }
 }

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <utility>
 
 using namespace nodelayd;
@@ -106,8 +107,8 @@ protected:
     tcp_pair source; // source.far writes, pump reads source.near
     tcp_pair sink;   // pump writes sink.near, sink.far reads
     side_policy policy;
-    socket_state source_state{.fd = source.near, .policy = &policy};
-    socket_state sink_state{.fd = sink.near, .policy = &policy};
+    socket_state source_state{source.near, false, &policy, {}};
+    socket_state sink_state{sink.near, false, &policy, {}};
 };
 
 TEST_F(pump_test, relays_and_then_waits_for_read) {
@@ -235,4 +236,52 @@ TEST_F(pump_test, meter_records_latency_chunks_and_peer_stalls) {
     EXPECT_EQ(stats.added_latency[0].snapshot().count, 2u);
     EXPECT_EQ(stats.peer_stalls_total[0].get(), 1u);
     EXPECT_EQ(p.source_stalls(), 1u);
+}
+
+// A source that keeps the buffer full switches to splice(2): the bytes arrive byte-exact,
+// EOF still becomes a half-close, and a flow that slows down goes back to copying (where
+// receive timestamps and quickack apply again).
+TEST_F(pump_test, bulk_flow_moves_by_splice_and_stays_byte_exact) {
+    pump p(source_state, sink_state, 64 * 1024, nullptr, direction::client_to_upstream, true);
+    const auto data = pattern(8 << 20);
+    std::thread writer([&] {
+        std::size_t off = 0;
+        while (off < data.size()) {
+            const ssize_t n = ::send(source.far, data.data() + off, data.size() - off, 0);
+            if (n <= 0)
+                break;
+            off += static_cast<std::size_t>(n);
+        }
+        ::shutdown(source.far, SHUT_WR);
+    });
+    std::string got;
+    bool spliced = false;
+    char buf[65536];
+    auto w = pump::wait_for::nothing;
+    for (int i = 0; i < 100'000 && w != pump::wait_for::done; ++i) {
+        w = p.step();
+        spliced = spliced || p.splicing();
+        for (ssize_t n; (n = ::recv(sink.far, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+            got.append(buf, static_cast<std::size_t>(n));
+        if (w == pump::wait_for::read || w == pump::wait_for::read_or_write)
+            wait_readable(source.near, 10);
+    }
+    writer.join();
+    EXPECT_EQ(w, pump::wait_for::done);
+    EXPECT_TRUE(spliced) << "an 8 MB burst never switched to splice";
+    got += read_available(sink.far);
+    EXPECT_EQ(got.size(), data.size());
+    EXPECT_TRUE(got == data) << "bytes differ";
+    EXPECT_EQ(p.bytes(), data.size());
+    EXPECT_FALSE(p.splicing()) << "the pipe stays open after EOF";
+}
+
+TEST_F(pump_test, small_messages_never_splice) {
+    pump p(source_state, sink_state, 64 * 1024, nullptr, direction::client_to_upstream, true);
+    for (int i = 0; i < 20; ++i) {
+        write_all(source.far, "ping " + std::to_string(i));
+        ASSERT_TRUE(wait_readable(source.near));
+        EXPECT_EQ(settle(p), pump::wait_for::read);
+        EXPECT_FALSE(p.splicing());
+    }
 }

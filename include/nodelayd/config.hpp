@@ -46,6 +46,8 @@ struct route_config {
     std::size_t max_connections = 10'000;
     /// Bytes buffered per direction before the relay stops reading the source.
     std::size_t buffer_size = std::size_t{64} * 1024;
+    /// Bulk flows move with splice(2), kernel-side, while they fill the buffer.
+    bool splice = true;
     /// PROXY protocol header sent to the upstream before any relayed byte.
     proxy_version send_proxy = proxy_version::off;
     /// Clients must start with a PROXY protocol header (from a trusted proxy in front), whose

@@ -7,6 +7,7 @@
 #include "nodelayd/chunk_queue.hpp"
 #include "nodelayd/peer_watch.hpp"
 #include "nodelayd/policy.hpp"
+#include "nodelayd/socket_ops.hpp"
 #include "nodelayd/stats.hpp"
 
 #include <cstdint>
@@ -48,9 +49,15 @@ public:
 
     /// Reads `source` and writes `sink` under their policies, queueing at most `bound` bytes.
     /// With `stats`, reads take kernel receive timestamps and every write records in `dir`'s
-    /// metrics (the source's peer side for stalls, the sink's for writes and chunks).
+    /// metrics (the source's peer side for stalls, the sink's for writes and chunks). With
+    /// `splice`, a bulk flow (a source that fills the whole buffer) moves through a pipe with
+    /// splice(2) instead, never copied through user space, until it slows down.
     pump(socket_state& source, socket_state& sink, std::size_t bound, route_stats* stats = nullptr,
-         direction dir = direction::client_to_upstream);
+         direction dir = direction::client_to_upstream, bool splice = false);
+    pump(const pump&) = delete;
+    pump& operator=(const pump&) = delete;
+    /// Closes the pipe, if one is open.
+    ~pump();
 
     /// One round of non-blocking reads and at most one gathered write.
     wait_for step();
@@ -60,8 +67,10 @@ public:
     [[nodiscard]] bool progressed() const { return progressed_; }
     /// Which side failed, when step() returned done because of an error.
     [[nodiscard]] failure failed() const { return failed_; }
-    /// Bytes queued, for tests.
-    [[nodiscard]] std::size_t queued() const { return queue_.size(); }
+    /// Bytes queued (in the chunk queue or the pipe), for tests.
+    [[nodiscard]] std::size_t queued() const { return queue_.size() + piped_; }
+    /// Whether the flow currently moves by splice(2), for tests.
+    [[nodiscard]] bool splicing() const { return pipe_.read >= 0; }
     /// Gathered writes issued, for tests.
     [[nodiscard]] std::uint64_t writes() const { return writes_; }
     /// Suspected stalls of the source's peer seen by this pump (needs stats).
@@ -70,6 +79,9 @@ public:
 private:
     bool read_phase();
     bool write_phase();
+    wait_for splice_step();
+    [[nodiscard]] wait_for next_wait(bool can_read) const;
+    void wrote(std::size_t bytes, bool more);
     std::int64_t measure_read(std::size_t bytes, std::int64_t rx_ns);
     void measure_write(std::size_t bytes);
 
@@ -82,7 +94,11 @@ private:
     std::uint32_t writes_ = 0;
     std::uint32_t stalls_ = 0;
     std::uint32_t bound_;
+    std::uint32_t piped_ = 0; // bytes in the pipe
+    sys::pipe_fds pipe_;      // open only while splicing
     direction dir_;
+    bool splice_;
+    bool bulk_ = false; // the last read phase filled the whole buffer
     bool source_eof_ = false;
     bool source_has_more_ = false;
     bool sink_blocked_ = false;

@@ -45,6 +45,8 @@ struct relay_settings {
     side_policy upstream;
     /// Bytes queued per direction before reading from the source pauses.
     std::size_t buffer_size = std::size_t{64} * 1024;
+    /// Move bulk flows with splice(2) (no copy through user space).
+    bool splice = true;
     /// Close the session after this long with no bytes moving.
     std::chrono::milliseconds idle_timeout{600'000};
     /// Close a session with one direction finished after this long with no bytes moving.

@@ -75,6 +75,28 @@ std::size_t max_segment(int fd);
 /// Reads TCP_INFO; false when the socket has none (closed, not TCP).
 bool read_tcp_info(int fd, tcp_info_sample& out);
 
+/// A non-blocking pipe for splice(2): read end, write end.
+struct pipe_fds {
+    /// Read end (-1 when closed).
+    int read = -1;
+    /// Write end (-1 when closed).
+    int write = -1;
+};
+
+/// Creates a non-blocking, close-on-exec pipe; {-1, -1} on failure (e.g. out of descriptors).
+pipe_fds make_pipe();
+
+/// Closes both ends (those open) and marks them closed.
+void close_pipe(pipe_fds& p);
+
+/// Puts a socket in non-blocking mode (splice(2) honours only the descriptor's mode).
+std::error_code set_nonblocking(int fd);
+
+/// Moves up to `max` bytes from `from` to `to` with splice(2), without copying them through
+/// user space and without blocking; one side must be a pipe. `more` sets SPLICE_F_MORE
+/// (MSG_MORE on a socket). EOF and would-block are reported as by read_some().
+read_result splice_some(int from, int to, std::size_t max, bool more);
+
 /// Hands all of `chunks` to the kernel in one sendmsg; `more` sets MSG_MORE.
 write_result write_gathered(int fd, std::span<const iovec> chunks, bool more);
 
