@@ -25,6 +25,22 @@ std::error_code set_int(int fd, int level, int name, int value) {
     return {};
 }
 
+// Fills `r` from a read-like call's return value; false when the call was interrupted and
+// must be repeated.
+bool classify(ssize_t n, read_result& r) {
+    if (n > 0)
+        r.bytes = static_cast<std::size_t>(n);
+    else if (n == 0)
+        r.eof = true;
+    else if (errno == EINTR)
+        return false;
+    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+        r.would_block = true;
+    else
+        r.error = last_error();
+    return true;
+}
+
 } // namespace
 
 std::error_code set_nodelay(int fd, bool on) {
@@ -42,50 +58,27 @@ read_result read_some(int fd, std::span<std::byte> buffer, bool timestamp) {
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    for (;;) {
+    do {
         if (timestamp) {
             msg.msg_control = control;
             msg.msg_controllen = sizeof control;
         }
-        const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT);
-        if (n > 0) {
-            r.bytes = static_cast<std::size_t>(n);
-            if (timestamp)
-                for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-                    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-                        timespec ts{};
-                        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-                        r.rx_ns = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-                    }
-        } else if (n == 0) {
-            r.eof = true;
-        } else if (errno == EINTR) {
-            continue;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            r.would_block = true;
-        } else {
-            r.error = last_error();
-        }
-        return r;
-    }
+    } while (!classify(::recvmsg(fd, &msg, MSG_DONTWAIT), r));
+    if (r.bytes > 0 && timestamp)
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                timespec ts{};
+                std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                r.rx_ns = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+            }
+    return r;
 }
 
 read_result peek_some(int fd, std::span<std::byte> buffer) {
     read_result r;
-    for (;;) {
-        const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0)
-            r.bytes = static_cast<std::size_t>(n);
-        else if (n == 0)
-            r.eof = true;
-        else if (errno == EINTR)
-            continue;
-        else if (errno == EAGAIN || errno == EWOULDBLOCK)
-            r.would_block = true;
-        else
-            r.error = last_error();
-        return r;
+    while (!classify(::recv(fd, buffer.data(), buffer.size(), MSG_PEEK | MSG_DONTWAIT), r)) {
     }
+    return r;
 }
 
 write_result write_gathered(int fd, std::span<const iovec> chunks, bool more) {
@@ -132,20 +125,9 @@ std::error_code set_nonblocking(int fd) {
 read_result splice_some(int from, int to, std::size_t max, bool more) {
     const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0U);
     read_result r;
-    for (;;) {
-        const ssize_t n = ::splice(from, nullptr, to, nullptr, max, flags);
-        if (n > 0)
-            r.bytes = static_cast<std::size_t>(n);
-        else if (n == 0)
-            r.eof = true;
-        else if (errno == EINTR)
-            continue;
-        else if (errno == EAGAIN || errno == EWOULDBLOCK)
-            r.would_block = true;
-        else
-            r.error = last_error();
-        return r;
+    while (!classify(::splice(from, nullptr, to, nullptr, max, flags), r)) {
     }
+    return r;
 }
 
 std::error_code push_pending(int fd, bool nodelay) {
