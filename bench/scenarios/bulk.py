@@ -17,6 +17,7 @@ from .base import Metric, Scenario, serving
 class Bulk(Scenario):
     name = "bulk"
     title = "iperf3 bulk throughput"
+    extra_targets = ("nodelayd-nosplice",)
     unit = "Gbit/s"
     higher_is_better = True
     metrics = (Metric("1", "one stream", "Gbit/s", True),

@@ -21,6 +21,7 @@ from .base import Scenario, serving
 class Cpu(Scenario):
     name = "cpu"
     title = "proxy CPU time per GB relayed (one stream)"
+    extra_targets = ("nodelayd-nosplice",)
     unit = "s/GB"
     higher_is_better = False
     not_applicable = {"direct": "no proxy process"}

@@ -37,6 +37,7 @@ class _NginxFiles:
 class HttpKeepAlive(Scenario):
     name = "http-keepalive"
     title = "wrk to nginx, keep-alive"
+    extra_targets = ("nodelayd-noquickack",)
     unit = "req/s"
     higher_is_better = True
     connections = 50

@@ -18,6 +18,7 @@ from .base import Scenario, serving
 class PingPong(Scenario):
     name = "pingpong"
     title = "32-byte ping-pong, median round trip"
+    extra_targets = ("nodelayd-noquickack",)
     unit = "µs"
     higher_is_better = False
 

@@ -37,7 +37,12 @@ ALL = ("direct", "nodelayd", *PEERS)
 # to measure what measuring costs.
 # nodelayd-upstream-nagle: --upstream-nodelay off, for scenarios that compare
 # Nagle on and off on nodelayd's upstream side (they add it themselves).
-EXTRA = ("nodelayd-nostats", "nodelayd-upstream-nagle")
+# nodelayd-nosplice: --splice off, bulk bytes copied through user space (the
+# bulk and cpu scenarios add it, to show what splice(2) gives).
+# nodelayd-noquickack: TCP_QUICKACK re-arming off on both sides (the request
+# rate and ping-pong scenarios add it, to show what the immediate ACKs cost).
+EXTRA = ("nodelayd-nostats", "nodelayd-upstream-nagle", "nodelayd-nosplice",
+         "nodelayd-noquickack")
 KNOWN = (*ALL, *EXTRA)
 
 
@@ -60,6 +65,11 @@ def launcher(name: str, nodelayd_args: Sequence[str] = (),
         return Nodelayd([*nargs, "--stats", "off"], name=name)
     if name == "nodelayd-upstream-nagle":
         return Nodelayd([*nargs, "--upstream-nodelay", "off"], name=name)
+    if name == "nodelayd-nosplice":
+        return Nodelayd([*nargs, "--splice", "off"], name=name)
+    if name == "nodelayd-noquickack":
+        return Nodelayd([*nargs, "--client-quickack", "off",
+                         "--upstream-quickack", "off"], name=name)
     if name == "haproxy":
         return HAProxy(capacity)
     if name == "nginx-stream":
