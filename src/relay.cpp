@@ -1,5 +1,6 @@
 #include "nodelayd/relay.hpp"
 
+#include "nodelayd/block_pool.hpp"
 #include "nodelayd/pump.hpp"
 #include "nodelayd/socket_ops.hpp"
 
@@ -43,6 +44,9 @@ constexpr auto u2c = static_cast<std::size_t>(direction::upstream_to_client);
 struct relay::on_ready {
     relay* self;
     std::uint8_t bit;
+    /// Operations carrying this handler come from the thread's block pools.
+    using allocator_type = pool_allocator<void>;
+    [[nodiscard]] allocator_type get_allocator() const noexcept { return {}; }
     void operator()(const boost::system::error_code& /*ec*/) const { self->ready(bit); }
     void operator()() const { self->ready(bit); }
 };
@@ -54,13 +58,12 @@ relay::relay(tcp_socket client, const relay_settings& settings, route_stats* sta
       pumps_{pump(client_state_, upstream_state_, settings.buffer_size, stats,
                   direction::client_to_upstream, settings.splice),
              pump(upstream_state_, client_state_, settings.buffer_size, stats,
-                  direction::upstream_to_client, settings.splice)},
-      stats_(stats) {}
+                  direction::upstream_to_client, settings.splice)} {}
 
 void relay::start() {
     client_state_.fd = client_.native_handle();
     upstream_state_.fd = upstream_.native_handle();
-    if (stats_ != nullptr)
+    if (stats() != nullptr)
         for (auto* s : {&client_state_, &upstream_state_}) {
             sys::enable_rx_timestamps(s->fd);
             if (const auto mss = sys::max_segment(s->fd); mss > 0)

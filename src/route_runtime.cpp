@@ -45,6 +45,9 @@ std::vector<std::unique_ptr<route_runtime>> resolve_routes(const daemon_config& 
         rt->config = rc;
         const std::string where = "route '" + rc.name + "': ";
         rt->listen = resolve(resolver, rc.listen, true, where + "key 'listen': ").front();
+        if (rc.upstreams.size() > max_upstreams)
+            throw config_error(where + "key 'upstream': more than " +
+                               std::to_string(max_upstreams) + " servers");
         for (const auto& up : rc.upstreams)
             rt->upstreams.push_back(
                 {up.str(), resolve(resolver, up, false, where + "key 'upstream': ")});

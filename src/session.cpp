@@ -91,15 +91,16 @@ asio::awaitable<bool> session::set_up() {
             co_return false;
         }
     }
-    server_ = co_await connect_upstream(route_, upstream(), *this, stats());
-    if (server_ == nullptr) {
+    const upstream_server* server = co_await connect_upstream(route_, upstream(), *this, stats());
+    if (server == nullptr) {
         abort(close_reason::connect_failed); // a no-op when already aborted
         co_return false;
     }
+    server_ = static_cast<std::uint16_t>(server - route_.upstreams.data());
     if (const auto ec = co_await send_proxy_header(upstream(), config.send_proxy, addresses)) {
         if (!aborted())
             spdlog::warn("route={} client={} sending the PROXY header to {} failed: {}",
-                         config.name, name_of(client_address_), server_->name, ec.message());
+                         config.name, name_of(client_address_), server->name, ec.message());
         abort(close_reason::upstream_reset);
         co_return false;
     }
@@ -124,6 +125,11 @@ std::chrono::milliseconds session::shortest_timeout() const {
     return std::min(route_.relay.idle_timeout, route_.relay.half_closed_timeout);
 }
 
+const std::string& session::server_name() const {
+    static const std::string none = "-";
+    return server_ == no_server ? none : route_.upstreams[server_].name;
+}
+
 void session::finished() {
     close(outcome().reason);
 }
@@ -141,10 +147,9 @@ void session::close(close_reason reason) {
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started_at_;
     spdlog::info("route={} client={} upstream={} bytes_c2u={} bytes_u2c={} duration={:.3f}s "
                  "close={} stalls_client={} stalls_upstream={}",
-                 route_.config.name, name_of(client_address_),
-                 server_ != nullptr ? server_->name : "-", out.client_to_upstream,
-                 out.upstream_to_client, took.count(), to_string(reason), out.client_stalls,
-                 out.upstream_stalls);
+                 route_.config.name, name_of(client_address_), server_name(),
+                 out.client_to_upstream, out.upstream_to_client, took.count(), to_string(reason),
+                 out.client_stalls, out.upstream_stalls);
     registry_.remove(*this);
     delete this;
 }

@@ -73,6 +73,8 @@ public:
     [[nodiscard]] bool splicing() const { return pipe_.read >= 0; }
     /// Gathered writes issued, for tests.
     [[nodiscard]] std::uint64_t writes() const { return writes_; }
+    /// Where the pump records, or null.
+    [[nodiscard]] route_stats* stats() const { return stats_; }
     /// Suspected stalls of the source's peer seen by this pump (needs stats).
     [[nodiscard]] std::uint64_t source_stalls() const { return stalls_; }
 

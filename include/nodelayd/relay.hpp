@@ -101,7 +101,7 @@ public:
     /// Whether start() was called.
     [[nodiscard]] bool started() const { return started_; }
     /// Where the relay records (the worker's own copy), or null when stats are off.
-    [[nodiscard]] route_stats* stats() const { return stats_; }
+    [[nodiscard]] route_stats* stats() const { return pumps_[0].stats(); }
 
 protected:
     /// Takes the accepted client socket. With `stats`, reads take kernel timestamps and both
@@ -132,7 +132,6 @@ private:
     socket_state client_state_;
     socket_state upstream_state_;
     pump pumps_[2]; // indexed by direction
-    route_stats* stats_;
     std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
     std::uint8_t pending_ = 0;
     std::array<bool, 2> done_{};

@@ -34,6 +34,9 @@ struct route_stats_set {
     }
 };
 
+/// Upstream servers a route may list (sessions keep a 16-bit index to theirs).
+inline constexpr std::size_t max_upstreams = 10'000;
+
 /// A configured route, resolved and ready to serve.
 struct route_runtime {
     /// Position in the configuration.

@@ -3,6 +3,7 @@
 // upstream connect), then the relay runs on callbacks, and the session closes the sockets
 // (propagating resets), records and logs one line when the relay is over.
 
+#include "nodelayd/block_pool.hpp"
 #include "nodelayd/relay.hpp"
 #include "nodelayd/route_runtime.hpp"
 
@@ -29,7 +30,14 @@ public:
     /// The shorter of the timeouts expire_if_idle() enforces (for the sweep's period).
     [[nodiscard]] std::chrono::milliseconds shortest_timeout() const;
 
+    /// Sessions come from the thread's block pools: no malloc header on what every live
+    /// connection holds.
+    static void* operator new(std::size_t size) { return pool_allocate(size); }
+    /// Returns a session's storage to the pool.
+    static void operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
+
 private:
+    [[nodiscard]] const std::string& server_name() const;
     session(tcp_socket client, route_runtime& route, session_registry& registry,
             route_stats* stats);
     ~session();
@@ -42,7 +50,8 @@ private:
     session_registry& registry_;
     std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     boost::asio::ip::tcp::endpoint client_address_;
-    const upstream_server* server_ = nullptr;
+    std::uint16_t server_ = no_server; // index into route_.upstreams
+    static constexpr std::uint16_t no_server = 0xffff;
 };
 
 } // namespace nodelayd
