@@ -37,7 +37,7 @@ cli_request parse_command_line(int argc, const char* const* argv) {
                              po::value<std::string>()->value_name("on|off"),
                              ("TCP_NODELAY on the " + s + " side (default on)").c_str())(
             (s + "-quickack").c_str(), po::value<std::string>()->value_name("on|off"),
-            ("re-arm TCP_QUICKACK before every read on the " + s + " side (default on)").c_str())(
+            ("keep TCP_QUICKACK armed for every read on the " + s + " side (default on)").c_str())(
             (s + "-cork").c_str(), po::value<std::string>()->value_name("auto|off"),
             ("MSG_MORE while the " + std::string(s == "client" ? "upstream" : "client") +
              " keeps sending full reads, flush when it pauses (default auto)")

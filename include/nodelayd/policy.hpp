@@ -18,7 +18,7 @@ enum class cork_mode {
 struct side_policy {
     /// TCP_NODELAY on the socket: small writes leave without waiting for an ACK.
     bool nodelay = true;
-    /// TCP_QUICKACK re-armed before every read: the peer's Nagle never waits on our ACK.
+    /// TCP_QUICKACK armed for every read: the peer's Nagle never waits on our ACK.
     bool quickack = true;
     /// Batching of outgoing bytes, see cork_mode.
     cork_mode cork = cork_mode::automatic;

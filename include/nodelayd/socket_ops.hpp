@@ -40,7 +40,7 @@ struct write_result {
 std::error_code set_nodelay(int fd, bool on);
 
 /// Arms TCP_QUICKACK: the kernel ACKs at once instead of delaying. Not sticky, so callers
-/// re-arm it before every read.
+/// re-arm it before the first read after a write.
 std::error_code arm_quickack(int fd);
 
 /// Reads once into `buffer` without blocking; with `timestamp`, also fetches the kernel's
