@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import ContextManager, Iterator, Mapping
+from typing import ContextManager, Iterator, Mapping, Sequence
 
 from kit.endpoint import Endpoint
 
@@ -70,6 +70,12 @@ class Scenario:
     def warmup(self, ep: Endpoint) -> None:
         """A small untimed run through `ep` before the measured ones (first
         connection, server-side process spawn, mailbox creation...)."""
+
+
+def quantile(sorted_vals: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile (q in [0, 1]) of a sorted, non-empty list."""
+    i = min(len(sorted_vals) - 1, max(0, round(q * len(sorted_vals)) - 1))
+    return sorted_vals[i]
 
 
 @contextlib.contextmanager

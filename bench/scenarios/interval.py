@@ -23,13 +23,7 @@ from __future__ import annotations
 from kit import interval
 from kit.endpoint import Endpoint
 
-from .base import Metric, Scenario, serving
-
-
-def _quantile(sorted_vals: list[float], q: float) -> float:
-    """Nearest-rank quantile (q in [0, 1]) of a sorted list."""
-    i = min(len(sorted_vals) - 1, max(0, round(q * len(sorted_vals)) - 1))
-    return sorted_vals[i]
+from .base import Metric, Scenario, quantile, serving
 
 
 class Interval(Scenario):
@@ -80,8 +74,8 @@ class Interval(Scenario):
         lat.sort()
         if lat[0] < 0:
             raise RuntimeError(f"negative latency {lat[0]}")
-        return {"p50": _quantile(lat, 0.50) * 1e6,
-                "p99": _quantile(lat, 0.99) * 1e6,
+        return {"p50": quantile(lat, 0.50) * 1e6,
+                "p99": quantile(lat, 0.99) * 1e6,
                 "segs-client": segs_out / self.count,
                 "segs-server": segs_in / self.count}
 

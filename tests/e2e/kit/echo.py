@@ -26,9 +26,10 @@ class EchoServer(ThreadedServer):
             conn.sendall(data)
 
 
-def ping_pong_p50(host: str, port: int, rounds: int, size: int = 32,
-                  timeout: float = 30.0) -> float:
-    """Median round-trip time in seconds of `rounds` small echoes."""
+def ping_pong_times(host: str, port: int, rounds: int, size: int = 32,
+                    timeout: float = 30.0) -> list[float]:
+    """Round-trip time in seconds of each of `rounds` small echoes, in
+    order, on one connection (TCP_NODELAY on)."""
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         msg = b"p" * size
@@ -38,4 +39,11 @@ def ping_pong_p50(host: str, port: int, rounds: int, size: int = 32,
             s.sendall(msg)
             recv_exact(s, size)
             times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def ping_pong_p50(host: str, port: int, rounds: int, size: int = 32,
+                  timeout: float = 30.0) -> float:
+    """Median round-trip time in seconds of `rounds` small echoes."""
+    return statistics.median(ping_pong_times(host, port, rounds, size,
+                                             timeout))
