@@ -1,12 +1,13 @@
 """Bench scenarios, one module each (a module may define variants, e.g.
-wwr and wwr-both); add new ones to REGISTRY."""
+wwr, wwr-both and wwr-nodelay); add new ones to REGISTRY."""
 
 from . import (bulk, cpu, http_splitwrite, http_wrk, idle_memory, imap_append,
                interval, pingpong, wwr)
 
 REGISTRY = {s.name: s
             for s in (imap_append.SCENARIO, http_splitwrite.SCENARIO,
-                      wwr.SCENARIO, wwr.WriteWriteReadBoth, pingpong.SCENARIO,
+                      wwr.SCENARIO, wwr.WriteWriteReadBoth,
+                      wwr.WriteWriteReadNoDelay, pingpong.SCENARIO,
                       bulk.SCENARIO, http_wrk.HttpKeepAlive,
                       http_wrk.HttpClose, idle_memory.SCENARIO,
                       interval.SCENARIO, cpu.SCENARIO)}
