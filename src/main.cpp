@@ -11,6 +11,7 @@
 
 #include <sys/resource.h>
 
+#include <csignal>
 #include <iostream>
 #include <thread>
 
@@ -42,6 +43,9 @@ nodelayd::daemon_config load_config(const nodelayd::cli_request& req) {
 
 int main(int argc, char** argv) {
     using namespace nodelayd;
+    // splice(2) into a socket whose peer is gone raises SIGPIPE, and unlike send() it has no
+    // MSG_NOSIGNAL: a dead peer must end its session with EPIPE, not the daemon.
+    std::signal(SIGPIPE, SIG_IGN);
     cli_request req;
     daemon_config config;
     std::vector<std::unique_ptr<route_runtime>> routes;

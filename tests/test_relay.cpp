@@ -391,6 +391,42 @@ TEST_P(relay, upstream_reset_is_propagated_as_reset) {
     EXPECT_TRUE(proxy.wait_for_log("close=upstream-reset", 5s)) << proxy.log();
 }
 
+// A bulk flow moves by splice(2), which raises SIGPIPE when the sink's peer is gone: the
+// upstream going away mid-stream must end that session, not the daemon.
+TEST_P(relay, upstream_closing_during_spliced_bulk_flow_ends_only_that_session) {
+    t::listener up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    fd_t c(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c);
+    fd_t u(up.accept(5s));
+    ASSERT_TRUE(u);
+    std::atomic<bool> stop{false};
+    std::thread pusher([&] {
+        const std::string block(256 * 1024, 'b');
+        while (!stop && ::send(c.get(), block.data(), block.size(), MSG_NOSIGNAL) > 0) {
+        }
+    });
+    // Read enough for the flow to have switched to splice, then close the upstream the way
+    // iperf3's server does: FIN first (the client's half is closed in turn), then close()
+    // with bytes still arriving, which answers them with RST: the next splice gets EPIPE.
+    ASSERT_EQ(t::recv_n(u.get(), 4 << 20, 10s).size(), 4u << 20);
+    ::shutdown(u.get(), SHUT_WR);
+    std::this_thread::sleep_for(50ms);
+    u.reset();
+    EXPECT_TRUE(proxy.wait_for_log("close=upstream-reset", 5s)) << proxy.log();
+    stop = true;
+    ::shutdown(c.get(), SHUT_RDWR);
+    pusher.join();
+    EXPECT_TRUE(proxy.running()) << "the daemon died: " << proxy.log();
+    // And it still relays.
+    fd_t c2(t::connect_to(proxy.port(), v6()));
+    ASSERT_TRUE(c2);
+    fd_t u2(up.accept(5s));
+    ASSERT_TRUE(u2);
+    ASSERT_TRUE(t::send_all(c2.get(), "still here"));
+    EXPECT_EQ(t::recv_n(u2.get(), 10, 5s), "still here");
+}
+
 TEST_P(relay, refused_upstream_closes_the_client_promptly) {
     std::uint16_t dead = 0;
     {
