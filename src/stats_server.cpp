@@ -3,21 +3,15 @@
 #include "nodelayd/asio_support.hpp"
 
 #include "nodelayd/endpoint.hpp"
-#include "nodelayd/stats_render.hpp"
+#include "nodelayd/stats_http.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/basic_stream.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include <sys/stat.h>
@@ -28,7 +22,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <optional>
-#include <string_view>
 #include <system_error>
 #include <unordered_set>
 #include <utility>
@@ -37,7 +30,6 @@ namespace nodelayd {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using asio::ip::tcp;
 using unix_socket = asio::local::stream_protocol;
 
@@ -48,38 +40,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 /// After an error response or Connection: close, the client's unread bytes are drained for at
 /// most this long (and this much) so that closing does not reset the response away.
 constexpr std::chrono::milliseconds max_linger{2'000};
-constexpr std::size_t max_linger_bytes = 1024 * 1024;
-
-/// What an HTTP read error means for the connection.
-enum class read_failure { silent, too_large, malformed };
-
-read_failure classify(const beast::error_code& ec) {
-    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
-        return read_failure::too_large;
-    // The peer went away (before or in the middle of a request), timed out, or we closed.
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
-        ec.category() != http::make_error_code(http::error::end_of_stream).category())
-        return read_failure::silent;
-    return read_failure::malformed;
-}
-
-using response = http::response<http::string_body>;
-
-response make_response(http::status status, unsigned version, std::string_view content_type,
-                       std::string body) {
-    response res{status, version};
-    res.set(http::field::server, "nodelayd/" NODELAYD_VERSION);
-    res.set(http::field::content_type, content_type);
-    res.set(http::field::cache_control, "no-store");
-    res.set("X-Content-Type-Options", "nosniff");
-    res.body() = std::move(body);
-    res.prepare_payload();
-    return res;
-}
-
-response plain(http::status status, unsigned version, std::string body) {
-    return make_response(status, version, "text/plain; charset=utf-8", std::move(body));
-}
+constexpr std::size_t max_linger_bytes = std::size_t{1024} * 1024;
 
 /// A connection stop() can close; implemented by each stream type's session.
 struct connection {
@@ -102,14 +63,13 @@ template <class Protocol> struct stream_connection final : connection {
 struct server_state {
     server_state(asio::io_context& c, stats_server::snapshot_source s,
                  stats_server::health_source h, stats_server_limits l)
-        : ctx(c), snapshot(std::move(s)), healthy(std::move(h)), limits(l) {}
+        : ctx(c), sources{std::move(s), std::move(h)}, limits(l) {}
     server_state(const server_state&) = delete;
     server_state& operator=(const server_state&) = delete;
     ~server_state() { remove_socket_file(); }
 
     asio::io_context& ctx;
-    stats_server::snapshot_source snapshot;
-    stats_server::health_source healthy;
+    stats_sources sources;
     stats_server_limits limits;
 
     std::optional<tcp::acceptor> tcp_acceptor;
@@ -253,59 +213,59 @@ struct server_state {
         co_await self->serve(conn->stream);
     }
 
+    /// Moves bytes between the client and its stats_http_exchange, which decides everything
+    /// HTTP; this side only reads, writes and keeps the deadlines.
     template <class Stream> asio::awaitable<void> serve(Stream& stream) {
-        beast::flat_buffer buffer;
-        while (!stopped) {
-            http::request_parser<http::empty_body> parser;
-            parser.header_limit(static_cast<std::uint32_t>(
-                std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
-            // One deadline for the whole request: a client trickling bytes does not reset it.
-            stream.expires_after(limits.request_timeout);
-            auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
-            if (ec) {
-                switch (classify(ec)) {
-                case read_failure::silent:
+        stats_http_exchange exchange(sources, limits.max_header_bytes);
+        // One deadline for the whole request: a client trickling bytes does not reset it.
+        stream.expires_after(limits.request_timeout);
+        for (;;) {
+            // Once stopping, a request still gets its answer, with Connection: close.
+            auto step = exchange.next(stopped);
+            switch (step.what) {
+            case stats_http_step::action::read: {
+                auto [ec, n] = co_await stream.async_read_some(exchange.prepare(), use_tuple);
+                exchange.commit(n);
+                if (ec == asio::error::eof) {
+                    exchange.end_of_input();
+                } else if (ec) {
+                    // Reset, timed out, or closed by stop().
                     spdlog::debug("stats: connection closed: {}", ec.message());
                     stream.close();
                     co_return;
-                case read_failure::too_large:
-                    co_await reply_and_close(stream,
-                                             plain(http::status::request_header_fields_too_large,
-                                                   11, "request header fields too large\n"));
-                    co_return;
-                case read_failure::malformed:
-                    co_await reply_and_close(stream,
-                                             plain(http::status::bad_request, 11, "bad request\n"));
-                    co_return;
                 }
+                break;
             }
-            const auto& req = parser.get();
-            auto res = respond_safely(req);
-            // A request body is never read: answer, then close instead of parsing past it.
-            const bool keep_alive = req.keep_alive() && parser.is_done() && !stopped;
-            res.keep_alive(keep_alive);
-            if (!keep_alive) {
-                co_await reply_and_close(stream, std::move(res));
-                co_return;
-            }
-            stream.expires_after(limits.request_timeout);
-            auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
-            if (wec) {
-                spdlog::debug("stats: write: {}", wec.message());
+            case stats_http_step::action::close:
+                spdlog::debug("stats: connection closed: {}", step.reason);
                 stream.close();
                 co_return;
+            case stats_http_step::action::reply:
+                if (step.close_after) {
+                    co_await reply_and_close(stream, std::move(step.bytes));
+                    co_return;
+                }
+                stream.expires_after(limits.request_timeout);
+                if (auto [wec, wn] =
+                        co_await asio::async_write(stream, asio::buffer(step.bytes), use_tuple);
+                    wec) {
+                    spdlog::debug("stats: write: {}", wec.message());
+                    stream.close();
+                    co_return;
+                }
+                stream.expires_after(limits.request_timeout);
+                break;
             }
         }
-        stream.close();
     }
 
-    /// Sends `res` with Connection: close, then closes gracefully: FIN first, then what the
-    /// client still sends is read and dropped (bounded) so our close does not turn into a
-    /// reset that could discard the response before the client reads it.
-    template <class Stream> asio::awaitable<void> reply_and_close(Stream& stream, response res) {
-        res.keep_alive(false);
+    /// Sends `bytes` (a response with Connection: close), then closes gracefully: FIN first,
+    /// then what the client still sends is read and dropped (bounded) so our close does not
+    /// turn into a reset that could discard the response before the client reads it.
+    template <class Stream>
+    asio::awaitable<void> reply_and_close(Stream& stream, std::string bytes) {
         stream.expires_after(limits.request_timeout);
-        auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
+        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(bytes), use_tuple);
         if (!ec) {
             beast::error_code ignored;
             stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
@@ -321,57 +281,6 @@ struct server_state {
         }
         stream.close();
     }
-
-    /// respond(), with a failing snapshot or renderer answered by 500 instead of a dropped
-    /// connection.
-    response respond_safely(const http::request<http::empty_body>& req) const {
-        try {
-            return respond(req);
-        } catch (const std::exception& e) {
-            spdlog::error("stats: {} {}: {}", std::string_view(req.method_string()),
-                          std::string_view(req.target()), e.what());
-            return plain(http::status::internal_server_error, req.version(),
-                         "internal server error\n");
-        }
-    }
-
-    response respond(const http::request<http::empty_body>& req) const {
-        const unsigned v = req.version();
-        const bool head = req.method() == http::verb::head;
-        if (req.method() != http::verb::get && !head) {
-            auto res = plain(http::status::method_not_allowed, v, "method not allowed\n");
-            res.set(http::field::allow, "GET, HEAD");
-            return res;
-        }
-        std::string_view target = req.target();
-        target = target.substr(0, target.find('?'));
-
-        response res;
-        if (target == "/metrics") {
-            res = make_response(http::status::ok, v, "text/plain; version=0.0.4; charset=utf-8",
-                                render_prometheus(snapshot()));
-        } else if (target == "/stats") {
-            res = make_response(http::status::ok, v, "application/json", render_json(snapshot()));
-        } else if (target == "/healthz") {
-            const bool ok = healthy();
-            res = plain(ok ? http::status::ok : http::status::service_unavailable, v,
-                        ok ? "ok\n" : "unavailable\n");
-        } else if (target == "/") {
-            res = make_response(http::status::ok, v, "text/html; charset=utf-8",
-                                render_html(snapshot()));
-            // The page is self-contained: forbid every external fetch.
-            res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; "
-                                               "script-src 'unsafe-inline'; img-src data:");
-        } else {
-            res = plain(http::status::not_found, v, "not found\n");
-        }
-        if (head) {
-            const auto length = res.body().size();
-            res.body().clear();
-            res.content_length(length);
-        }
-        return res;
-    }
 };
 
 } // namespace
@@ -383,15 +292,15 @@ struct stats_server::impl {
 stats_server::stats_server(asio::io_context& ctx, const tcp::endpoint& endpoint,
                            snapshot_source snapshot, health_source healthy,
                            stats_server_limits limits)
-    : impl_(std::make_unique<impl>(
-          std::make_shared<server_state>(ctx, std::move(snapshot), std::move(healthy), limits))) {
+    : impl_(std::make_unique<impl>(impl{
+          std::make_shared<server_state>(ctx, std::move(snapshot), std::move(healthy), limits)})) {
     impl_->state->bind_tcp(endpoint);
 }
 
 stats_server::stats_server(asio::io_context& ctx, const std::string& path, snapshot_source snapshot,
                            health_source healthy, stats_server_limits limits)
-    : impl_(std::make_unique<impl>(
-          std::make_shared<server_state>(ctx, std::move(snapshot), std::move(healthy), limits))) {
+    : impl_(std::make_unique<impl>(impl{
+          std::make_shared<server_state>(ctx, std::move(snapshot), std::move(healthy), limits)})) {
     impl_->state->bind_unix(path);
 }
 
