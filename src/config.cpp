@@ -198,6 +198,10 @@ config_file read_config_file(const std::string& path) {
     std::ifstream in(path);
     if (!in)
         throw config_error(path + ": cannot open config file");
+    return parse_config(in, path);
+}
+
+config_file parse_config(std::istream& in, const std::string& path) {
     config_file out;
     out.path = path;
     po::parsed_options parsed(nullptr);

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <unistd.h>
 
 using namespace nodelayd;
@@ -222,4 +223,22 @@ TEST(config, file_syntax_errors) {
         EXPECT_NE(std::string(e.what()).find("unknown section [server.x]"), std::string::npos);
     }
     EXPECT_THROW(read_config_file("/nonexistent/nodelayd.conf"), config_error);
+}
+
+TEST(config, parses_text_as_read_config_file_does) {
+    std::istringstream text("threads = 2\n[route.imap]\nlisten = 127.0.0.1:1143\n"
+                            "upstream = 127.0.0.1:143\n");
+    const auto file = parse_config(text, "inline.conf");
+    EXPECT_EQ(file.path, "inline.conf");
+    ASSERT_EQ(file.routes.size(), 1U);
+    EXPECT_EQ(file.routes[0].first, "imap");
+    EXPECT_EQ(build_config(file, {}, 1).threads, 2U);
+    std::istringstream bad("[server.x]\nlisten = :1\n");
+    try {
+        parse_config(bad, "inline.conf");
+        FAIL() << "no error";
+    } catch (const config_error& e) {
+        EXPECT_EQ(std::string(e.what()).rfind("inline.conf: unknown section [server.x]", 0), 0U)
+            << e.what();
+    }
 }

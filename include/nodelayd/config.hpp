@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <istream>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -84,7 +85,11 @@ struct config_file {
     std::vector<std::pair<std::string, settings>> routes;
 };
 
-/// Reads an INI-style config file (Boost.Program_options syntax). Throws config_error.
+/// Parses INI-style config text (Boost.Program_options syntax); `path` names it in messages.
+/// Throws config_error. Pure, so the config fuzzer (tests/fuzz/) drives it without files.
+config_file parse_config(std::istream& in, const std::string& path);
+
+/// Reads an INI-style config file: parse_config() on the file's text. Throws config_error.
 config_file read_config_file(const std::string& path);
 
 /// Combines defaults, an optional file and command-line settings into a validated config.
