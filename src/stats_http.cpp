@@ -155,15 +155,22 @@ stats_http_step stats_http_exchange::next(bool closing) {
         return stats_http_step{stats_http_step::action::close, {}, 0, false, "exchange over"};
     if (!parser_) {
         parser_.emplace();
-        parser_->header_limit(
-            static_cast<std::uint32_t>(std::min<std::size_t>(max_header_bytes_, UINT32_MAX)));
+        header_bytes_ = 0;
     }
     // The loop of Beast's read_header, with the reads left to the caller.
     while (!parser_->is_header_done()) {
         beast::error_code ec;
         if (input_.size() > 0) {
+            // Beast applies its header limit to what one put() has not consumed yet, and
+            // consumes every complete field: fields arriving in several reads would pass
+            // however large the header. The limit left for the rest makes it the whole header's.
+            if (header_bytes_ >= max_header_bytes_)
+                return failed(http::error::header_limit);
+            parser_->header_limit(static_cast<std::uint32_t>(
+                std::min<std::size_t>(max_header_bytes_ - header_bytes_, UINT32_MAX)));
             const auto used = parser_->put(input_.data(), ec);
             input_.consume(used);
+            header_bytes_ += used;
             if (!ec && used > 0)
                 continue;
             if (ec && ec != http::error::need_more)

@@ -77,6 +77,8 @@ private:
     std::size_t max_header_bytes_;
     boost::beast::flat_buffer input_;
     std::optional<parser_type> parser_;
+    /// Bytes of the current request's header the parser has consumed.
+    std::size_t header_bytes_ = 0;
     bool end_of_input_ = false;
     bool over_ = false;
 };
