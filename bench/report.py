@@ -195,7 +195,8 @@ def _goal_measured(gr: GoalResult) -> str:
         return "—"
     txt = ", ".join(f"{t} {_fmt(v)}" for t, v in gr.medians.items())
     txt += f" {gr.unit}"
-    if gr.goal.added and gr.goal.ref in gr.medians and "direct" in gr.medians:
+    if (gr.goal.added and SUBJECT in gr.medians and gr.goal.ref in gr.medians
+            and "direct" in gr.medians):
         d = gr.medians["direct"]
         txt += (f"; added: {SUBJECT} {_fmt_signed(gr.medians[SUBJECT] - d)}, "
                 f"{gr.goal.ref} {_fmt_signed(gr.medians[gr.goal.ref] - d)}")

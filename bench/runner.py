@@ -60,11 +60,12 @@ class ScenarioResult:
 
 
 def targets_for(sc: Scenario, targets: Sequence[str]) -> list[str]:
-    """`targets` plus the scenario's extra nodelayd variants, if nodelayd
-    is among them."""
+    """`targets` plus the scenario's extra variants of those among them
+    (nodelayd-nosplice when nodelayd runs, haproxy-busypoll when haproxy
+    does)."""
     out = list(targets)
-    if "nodelayd" in out:
-        out += [t for t in sc.extra_targets if t not in out]
+    out += [t for t in sc.extra_targets
+            if t not in out and t.split("-", 1)[0] in targets]
     return out
 
 

@@ -22,7 +22,10 @@ cli_request parse_command_line(int argc, const char* const* argv) {
         "stats", po::value<std::string>()->value_name("HOST:PORT|PATH|off"),
         "stats endpoint: TCP address, Unix socket path, or off (default 127.0.0.1:9900)")(
         "shutdown-timeout", po::value<std::string>()->value_name("DURATION"),
-        "on SIGTERM, time open sessions get to finish (default 30s)");
+        "on SIGTERM, time open sessions get to finish (default 30s)")(
+        "busy-poll", po::value<std::string>()->value_name("off|DURATION"),
+        "keep polling this long after the last event before sleeping: no wake-up latency "
+        "between a request and its answer (default 50us)");
 
     po::options_description route("Single route (a route named 'default')");
     route.add_options()("listen,l", po::value<std::string>()->value_name("HOST:PORT"),
@@ -36,12 +39,15 @@ cli_request parse_command_line(int argc, const char* const* argv) {
         policy.add_options()((s + "-nodelay").c_str(),
                              po::value<std::string>()->value_name("on|off"),
                              ("TCP_NODELAY on the " + s + " side (default on)").c_str())(
-            (s + "-quickack").c_str(), po::value<std::string>()->value_name("on|off"),
-            ("keep TCP_QUICKACK armed for every read on the " + s + " side (default on)").c_str())(
-            (s + "-cork").c_str(), po::value<std::string>()->value_name("auto|off"),
-            ("MSG_MORE while the " + std::string(s == "client" ? "upstream" : "client") +
-             " keeps sending full reads, flush when it pauses (default auto)")
-                .c_str());
+            (s + "-quickack").c_str(), po::value<std::string>()->value_name("on|auto|off"),
+            ("re-arm TCP_QUICKACK before reads on the " + s +
+             " side: on = after every write to it, auto = until its peer proves it sends "
+             "one segment per turn (default auto)")
+                .c_str())((s + "-cork").c_str(), po::value<std::string>()->value_name("auto|off"),
+                          ("MSG_MORE while the " +
+                           std::string(s == "client" ? "upstream" : "client") +
+                           " keeps sending full reads, flush when it pauses (default auto)")
+                              .c_str());
     }
     policy.add_options()("connect-timeout", po::value<std::string>()->value_name("DURATION"),
                          "per upstream connect attempt (default 5s)")(

@@ -24,7 +24,7 @@ void add_side_keys(std::map<std::string, route_setter>& table, const std::string
         (r.*side).nodelay = parse_switch(v);
     };
     table[prefix + "-quickack"] = [side](route_config& r, const std::string& v) {
-        (r.*side).quickack = parse_switch(v);
+        (r.*side).quickack = parse_quickack_mode(v);
     };
     table[prefix + "-cork"] = [side](route_config& r, const std::string& v) {
         (r.*side).cork = parse_cork_mode(v);
@@ -168,6 +168,7 @@ void apply_globals(daemon_config& cfg, const settings& layer, const std::string&
     });
     wrap("shutdown-timeout",
          [&](const std::string& v) { cfg.shutdown_timeout = parse_duration(v); });
+    wrap("busy-poll", [&](const std::string& v) { cfg.busy_poll = parse_busy_poll(v); });
 }
 
 void validate_route(const route_config& r, const std::string& where) {
@@ -190,7 +191,8 @@ const std::vector<std::string>& route_keys() {
 }
 
 const std::vector<std::string>& global_keys() {
-    static const std::vector<std::string> keys{"threads", "log-level", "stats", "shutdown-timeout"};
+    static const std::vector<std::string> keys{"threads", "log-level", "stats", "shutdown-timeout",
+                                               "busy-poll"};
     return keys;
 }
 

@@ -1,5 +1,7 @@
 #include "nodelayd/policy.hpp"
 
+#include "nodelayd/values.hpp"
+
 #include <stdexcept>
 #include <string>
 
@@ -11,6 +13,28 @@ cork_mode parse_cork_mode(std::string_view text) {
     if (text == "off")
         return cork_mode::off;
     throw std::invalid_argument("'" + std::string(text) + "' is not auto or off");
+}
+
+quickack_mode parse_quickack_mode(std::string_view text) {
+    if (text == "auto")
+        return quickack_mode::automatic;
+    try {
+        return parse_switch(text) ? quickack_mode::on : quickack_mode::off;
+    } catch (const std::invalid_argument&) {
+        throw std::invalid_argument("'" + std::string(text) + "' is not on, auto or off");
+    }
+}
+
+std::string_view to_string(quickack_mode mode) {
+    switch (mode) {
+    case quickack_mode::on:
+        return "on";
+    case quickack_mode::automatic:
+        return "auto";
+    case quickack_mode::off:
+        return "off";
+    }
+    return "?";
 }
 
 std::string_view to_string(cork_mode mode) {

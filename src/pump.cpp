@@ -2,6 +2,8 @@
 
 #include "nodelayd/socket_ops.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <array>
 
@@ -28,23 +30,52 @@ std::size_t to_side(direction dir) {
     return 1 - from_side(dir);
 }
 
+bool rearms_quickack(const socket_state& s) {
+    switch (s.policy->quickack) {
+    case quickack_mode::on:
+        return true;
+    case quickack_mode::automatic:
+        return quickack_wanted(s.learner);
+    case quickack_mode::off:
+        return false;
+    }
+    return true;
+}
+
+// Stalls are watched for the stats, and on a socket that stopped re-arming quickack: a stall
+// there is the sign that the peer needs it after all.
+bool watches_stalls(const socket_state& s, const route_stats* stats) {
+    return stats != nullptr || (s.policy->quickack == quickack_mode::automatic &&
+                                s.learner.current == quickack_learner::state::lazy);
+}
+
 } // namespace
 
 // Returns the receive time to keep with the bytes.
-std::int64_t pump::measure_read(std::size_t bytes, std::int64_t rx_ns) {
+std::int64_t pump::watch_read(std::size_t bytes, std::int64_t rx_ns) {
     if (rx_ns == 0)
         rx_ns = sys::realtime_ns(); // no kernel timestamp: now is the next best
-    if (is_peer_stall(source_.watch, rx_ns)) {
-        stats_->peer_stalls_total[from_side(dir_)].add();
-        ++stalls_;
+    peer_watch& w = source_.watch;
+    if (is_stall_gap(w, rx_ns)) {
+        if (w.full_segment == 0) {
+            const std::size_t mss = sys::max_segment(source_.fd);
+            w.full_segment = mss > 0 ? static_cast<std::uint32_t>(mss) : 536;
+        }
+        if (is_peer_stall(w, rx_ns)) {
+            ++stalls_;
+            note_peer_stall(source_.learner);
+            if (stats_ != nullptr)
+                stats_->peer_stalls_total[from_side(dir_)].add();
+        }
     }
-    note_read(source_.watch, bytes, rx_ns);
+    note_read(w, bytes, rx_ns);
     return rx_ns;
 }
 
 // Bookkeeping common to both ways of writing.
 void pump::wrote(std::size_t bytes, bool more) {
     sink_.quickack_armed = false; // sending data is what re-enters delayed-ACK mode
+    note_sent(sink_.watch);
     bytes_ += bytes;
     ++writes_;
     progressed_ = true;
@@ -53,10 +84,25 @@ void pump::wrote(std::size_t bytes, bool more) {
         measure_write(bytes);
 }
 
+// Called before every write to the sink: what the peer sent since our last write is its turn.
+// Before, not after: once our bytes are out the peer may answer at once, and its next
+// segment must not count for the turn just ended.
+void pump::end_sink_turn() {
+    if (sink_.policy->quickack != quickack_mode::automatic || !note_turn_end(sink_.learner))
+        return;
+    // Once per socket: the kernel counted the peer's data segments; reads may have merged them.
+    sys::tcp_info_sample info;
+    const std::uint32_t segments = sys::read_tcp_info(sink_.fd, info) ? info.data_segments_in : 0;
+    decide_from_segments(sink_.learner, segments);
+    spdlog::debug("quickack=auto: {} peer sent {} data segments in {} turns: {}",
+                  to_side(dir_) == static_cast<std::size_t>(side::client) ? "client" : "upstream",
+                  segments, sink_.learner.turns,
+                  quickack_wanted(sink_.learner) ? "re-arming for good" : "no longer re-arming");
+}
+
 void pump::measure_write(std::size_t bytes) {
     stats_->writes_total[to_side(dir_)].add();
     stats_->bytes_total[static_cast<std::size_t>(dir_)].add(bytes);
-    note_sent(sink_.watch);
 }
 
 // Reads until the source runs dry, hits EOF, or the queue reaches its bound.
@@ -69,7 +115,7 @@ bool pump::read_phase() {
         // The kernel re-enters delayed-ACK (pingpong) mode whenever we send on this socket;
         // re-arming before the next read pushes out any ACK it is holding and keeps the
         // peer's Nagle from waiting on us.
-        if (source_.policy->quickack && !source_.quickack_armed) {
+        if (!source_.quickack_armed && rearms_quickack(source_)) {
             sys::arm_quickack(source_.fd);
             source_.quickack_armed = true;
         }
@@ -77,7 +123,10 @@ bool pump::read_phase() {
         space = space.first(std::min(space.size(), bound_ - queue_.size()));
         const auto r = sys::read_some(source_.fd, space, stats_ != nullptr);
         const bool got = !r.error && !r.would_block && !r.eof;
-        queue_.commit(r.bytes, got && stats_ != nullptr ? measure_read(r.bytes, r.rx_ns) : 0);
+        if (got)
+            note_peer_read(source_.learner);
+        queue_.commit(r.bytes,
+                      got && watches_stalls(source_, stats_) ? watch_read(r.bytes, r.rx_ns) : 0);
         if (r.error) {
             failed_ = failure::source;
             return false;
@@ -115,6 +164,7 @@ bool pump::write_phase() {
     std::array<iovec, 64> iov{};
     const std::size_t n = queue_.gather(iov);
     const bool more = send_with_more(sink_.policy->cork, source_has_more_, source_eof_);
+    end_sink_turn();
     const auto w = sys::write_gathered(sink_.fd, {iov.data(), n}, more);
     if (w.error) {
         failed_ = failure::sink;
@@ -196,6 +246,7 @@ pump::wait_for pump::splice_step() {
     sink_blocked_ = false;
     if (piped_ > 0) {
         const bool more = send_with_more(sink_.policy->cork, source_has_more_, source_eof_);
+        end_sink_turn();
         const auto w = sys::splice_some(pipe_.read, sink_.fd, piped_, more);
         if (w.error) {
             failed_ = failure::sink;

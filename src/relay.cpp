@@ -64,11 +64,8 @@ void relay::start() {
     client_state_.fd = client_.native_handle();
     upstream_state_.fd = upstream_.native_handle();
     if (stats() != nullptr)
-        for (auto* s : {&client_state_, &upstream_state_}) {
+        for (auto* s : {&client_state_, &upstream_state_})
             sys::enable_rx_timestamps(s->fd);
-            if (const auto mss = sys::max_segment(s->fd); mss > 0)
-                s->watch.full_segment = static_cast<std::uint32_t>(mss);
-        }
     last_activity_ = std::chrono::steady_clock::now();
     started_ = true;
     // Posted, not run here: finished() must only ever come from a completion handler.

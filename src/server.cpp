@@ -64,7 +64,7 @@ server::server(const daemon_config& config, std::vector<std::unique_ptr<route_ru
         watch_signals();
     }
     for (std::size_t i = 0; i < config_.threads; ++i)
-        workers_.push_back(std::make_unique<worker>(i));
+        workers_.push_back(std::make_unique<worker>(i, config_.busy_poll));
     initial_.resize(workers_.size());
     adopt_passed_sockets();
     for (auto& route : routes_) {
@@ -256,6 +256,9 @@ void server::apply_reload() {
         auto fresh = resolve_routes(next);
         if (next.threads != config_.threads)
             spdlog::warn("reload: 'threads' changes need a restart; keeping {}", config_.threads);
+        if (next.busy_poll != config_.busy_poll)
+            spdlog::warn("reload: 'busy-poll' changes need a restart; keeping {}us",
+                         config_.busy_poll.count());
         if (next.stats != config_.stats || next.stats_path != config_.stats_path)
             spdlog::warn("reload: 'stats' changes need a restart; keeping the endpoint");
 

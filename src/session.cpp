@@ -76,8 +76,8 @@ asio::awaitable<bool> session::set_up() {
     sys::set_nodelay(client().native_handle(), config.client.nodelay);
     connection_addresses addresses = addresses_of(client());
     if (config.accept_proxy) {
-        const auto header = co_await receive_proxy_header(client(), *this, proxy_header_timeout,
-                                                          config.client.quickack);
+        const auto header = co_await receive_proxy_header(
+            client(), *this, proxy_header_timeout, config.client.quickack != quickack_mode::off);
         if (header.source) { // none for v1 UNKNOWN, v2 LOCAL: the connection's own apply
             addresses = {*header.source, *header.destination};
             client_address_ = *header.source;

@@ -178,6 +178,7 @@ bool read_tcp_info(int fd, tcp_info_sample& out) {
     out.segments_out = info.tcpi_segs_out;
     out.retransmits = info.tcpi_total_retrans;
     out.rcv_mss = info.tcpi_rcv_mss;
+    out.data_segments_in = info.tcpi_data_segs_in;
     return true;
 }
 

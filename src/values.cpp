@@ -62,6 +62,25 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
     return std::chrono::milliseconds(static_cast<std::int64_t>(value * ms_per_unit));
 }
 
+std::chrono::microseconds parse_busy_poll(std::string_view text) {
+    const char* what = "off or a duration in us or ms (e.g. 50us)";
+    if (lower(text) == "off")
+        return std::chrono::microseconds(0);
+    const auto [value, unit] = number_and_unit(text, what);
+    std::uint64_t us_per_unit = 0;
+    if (unit.empty() || unit == "us")
+        us_per_unit = 1;
+    else if (unit == "ms")
+        us_per_unit = 1000;
+    else
+        throw std::invalid_argument("'" + std::string(text) + "' is not " + what);
+    // Past a few milliseconds polling only burns CPU: the kernel's own wake-up is cheaper.
+    constexpr std::uint64_t max_us = 10'000;
+    if (value > max_us / us_per_unit)
+        throw std::invalid_argument("'" + std::string(text) + "' is longer than 10ms");
+    return std::chrono::microseconds(static_cast<std::int64_t>(value * us_per_unit));
+}
+
 std::size_t parse_size(std::string_view text) {
     const char* what = "a size (e.g. 65536, 64k, 1m)";
     const auto [value, unit] = number_and_unit(text, what);

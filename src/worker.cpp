@@ -1,6 +1,7 @@
 #include "nodelayd/worker.hpp"
 
 #include "nodelayd/asio_support.hpp"
+#include "nodelayd/event_loop.hpp"
 #include "nodelayd/session.hpp"
 #include "nodelayd/socket_ops.hpp"
 
@@ -18,7 +19,8 @@ namespace nodelayd {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-worker::worker(std::size_t index) : index_(index) {}
+worker::worker(std::size_t index, std::chrono::microseconds busy_poll)
+    : index_(index), busy_poll_(busy_poll) {}
 
 worker::~worker() {
     if (thread_.joinable()) {
@@ -67,7 +69,7 @@ void worker::start(std::vector<staged_listener> listeners, std::function<void()>
     spawn(std::move(listeners));
     thread_ = std::thread([this, on_exit = std::move(on_exit)] {
         try {
-            ctx_.run();
+            run_event_loop(ctx_, busy_poll_);
         } catch (const std::exception& e) {
             spdlog::critical("worker {} stopped: {}", index_, e.what());
         }

@@ -237,7 +237,7 @@ const std::vector<error_case> error_cases = {
     {"bad_switch_in_file",
      route_a + "client-quickack = sometimes\n",
      {},
-     {"route 'a'", "key 'client-quickack'", "'sometimes' is not on or off"}},
+     {"route 'a'", "key 'client-quickack'", "'sometimes' is not on, auto or off"}},
     {"bad_switch_on_command_line",
      "",
      with_cli_route({"--upstream-nodelay", "maybe"}),

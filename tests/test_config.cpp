@@ -87,7 +87,8 @@ TEST(config, policy_flags_per_side) {
                                    {"threads", "3"}},
                                   1);
     const auto& r = cfg.routes[0];
-    EXPECT_FALSE(r.client.quickack);
+    EXPECT_EQ(r.client.quickack, quickack_mode::off);
+    EXPECT_EQ(r.upstream.quickack, quickack_mode::automatic);
     EXPECT_TRUE(r.client.nodelay);
     EXPECT_FALSE(r.upstream.nodelay);
     EXPECT_EQ(r.upstream.cork, cork_mode::off);
@@ -111,9 +112,9 @@ TEST(config, layers_defaults_then_file_globals_then_route_then_command_line) {
     ASSERT_EQ(cfg.routes.size(), 2u);
     EXPECT_EQ(cfg.threads, 2u);
     EXPECT_EQ(cfg.routes[0].name, "imap");
-    EXPECT_FALSE(cfg.routes[0].client.quickack); // file global
-    EXPECT_EQ(cfg.routes[0].idle_timeout, 2min); // route beats global
-    EXPECT_TRUE(cfg.routes[1].client.quickack);  // route beats global
+    EXPECT_EQ(cfg.routes[0].client.quickack, quickack_mode::off); // file global
+    EXPECT_EQ(cfg.routes[0].idle_timeout, 2min);                  // route beats global
+    EXPECT_EQ(cfg.routes[1].client.quickack, quickack_mode::on);  // route beats global
     EXPECT_EQ(cfg.routes[1].idle_timeout, 1min);
     EXPECT_EQ(cfg.routes[1].upstreams.size(), 2u);
     for (const auto& r : cfg.routes)
@@ -163,7 +164,9 @@ TEST(config, errors_name_the_key_and_problem) {
         return s;
     };
     expect_error(std::nullopt, with({"client-quickack", "maybe"}),
-                 {"client-quickack", "not on or off"});
+                 {"client-quickack", "not on, auto or off"});
+    expect_error(std::nullopt, with({"busy-poll", "1s"}), {"busy-poll", "off or a duration"});
+    expect_error(std::nullopt, with({"busy-poll", "20ms"}), {"busy-poll", "longer than 10ms"});
     expect_error(std::nullopt, with({"client-cork", "on"}), {"client-cork", "auto or off"});
     expect_error(std::nullopt, with({"idle-timeout", "soon"}), {"idle-timeout", "duration"});
     expect_error(std::nullopt, with({"buffer-size", "1k"}), {"buffer-size", "out of range"});
@@ -209,7 +212,7 @@ TEST(config, reads_ini_files) {
     EXPECT_EQ(file.routes[0].first, "imap");
     const auto cfg = build_config(file, {}, 1);
     EXPECT_EQ(cfg.routes[0].upstreams.size(), 2u);
-    EXPECT_FALSE(cfg.routes[0].client.quickack);
+    EXPECT_EQ(cfg.routes[0].client.quickack, quickack_mode::off);
 }
 
 TEST(config, file_syntax_errors) {

@@ -17,6 +17,7 @@ TEST(peer_watch, short_read_then_bytes_40ms_later_is_a_stall) {
 
 TEST(peer_watch, gap_outside_30_to_250ms_is_not_a_stall) {
     peer_watch w;
+    w.full_segment = 1448;
     note_read(w, 10, 1000 * ms);
     EXPECT_FALSE(is_peer_stall(w, 1029 * ms));
     EXPECT_TRUE(is_peer_stall(w, 1030 * ms));
@@ -26,6 +27,7 @@ TEST(peer_watch, gap_outside_30_to_250ms_is_not_a_stall) {
 
 TEST(peer_watch, a_peer_we_answered_is_not_stalled) {
     peer_watch w;
+    w.full_segment = 1448;
     note_read(w, 10, 1000 * ms);
     note_sent(w); // it got a reply and then thought for a while
     EXPECT_FALSE(is_peer_stall(w, 1100 * ms));
@@ -45,8 +47,21 @@ TEST(peer_watch, first_bytes_are_never_a_stall) {
 
 TEST(peer_watch, a_read_resets_the_sent_flag) {
     peer_watch w;
+    w.full_segment = 1448;
     note_read(w, 10, 1000 * ms);
     note_sent(w);
     note_read(w, 10, 1001 * ms);
     EXPECT_TRUE(is_peer_stall(w, 1050 * ms));
+}
+
+// The segment size costs a syscall: the gap alone is checked first, without it.
+TEST(peer_watch, gap_is_judged_before_the_segment_size_is_known) {
+    peer_watch w;
+    note_read(w, 300, 1000 * ms);
+    EXPECT_TRUE(is_stall_gap(w, 1040 * ms));
+    EXPECT_FALSE(is_peer_stall(w, 1040 * ms)); // unknown segment size: not (yet) a stall
+    w.full_segment = 1448;
+    EXPECT_TRUE(is_peer_stall(w, 1040 * ms));
+    note_sent(w);
+    EXPECT_FALSE(is_stall_gap(w, 1040 * ms));
 }

@@ -6,11 +6,22 @@
 
 using namespace nodelayd;
 
-TEST(policy, defaults_are_nodelay_quickack_auto_cork) {
+TEST(policy, defaults_are_nodelay_quickack_auto_cork_auto) {
     const side_policy p;
     EXPECT_TRUE(p.nodelay);
-    EXPECT_TRUE(p.quickack);
+    EXPECT_EQ(p.quickack, quickack_mode::automatic);
     EXPECT_EQ(p.cork, cork_mode::automatic);
+}
+
+TEST(policy, quickack_modes_parse_and_render) {
+    EXPECT_EQ(parse_quickack_mode("auto"), quickack_mode::automatic);
+    EXPECT_EQ(parse_quickack_mode("on"), quickack_mode::on);
+    EXPECT_EQ(parse_quickack_mode("yes"), quickack_mode::on);
+    EXPECT_EQ(parse_quickack_mode("off"), quickack_mode::off);
+    EXPECT_EQ(to_string(quickack_mode::automatic), "auto");
+    EXPECT_EQ(to_string(quickack_mode::on), "on");
+    EXPECT_EQ(to_string(quickack_mode::off), "off");
+    EXPECT_THROW(parse_quickack_mode("sometimes"), std::invalid_argument);
 }
 
 TEST(policy, cork_modes_parse_and_render) {

@@ -2,7 +2,7 @@
 wwr, wwr-both and wwr-nodelay); add new ones to REGISTRY."""
 
 from . import (bulk, cpu, http_splitwrite, http_wrk, idle_memory, imap_append,
-               interval, pingpong, wwr)
+               interval, pingpong, trickle, wwr)
 
 REGISTRY = {s.name: s
             for s in (imap_append.SCENARIO, http_splitwrite.SCENARIO,
@@ -10,4 +10,4 @@ REGISTRY = {s.name: s
                       wwr.WriteWriteReadNoDelay, pingpong.SCENARIO,
                       bulk.SCENARIO, http_wrk.HttpKeepAlive,
                       http_wrk.HttpClose, idle_memory.SCENARIO,
-                      interval.SCENARIO, cpu.SCENARIO)}
+                      interval.SCENARIO, trickle.SCENARIO, cpu.SCENARIO)}

@@ -37,7 +37,8 @@ class _NginxFiles:
 class HttpKeepAlive(Scenario):
     name = "http-keepalive"
     title = "wrk to nginx, keep-alive"
-    extra_targets = ("nodelayd-noquickack",)
+    extra_targets = ("nodelayd-noquickack", "nodelayd-nobusypoll",
+                     "haproxy-busypoll")
     unit = "req/s"
     higher_is_better = True
     connections = 50

@@ -18,7 +18,8 @@ from .base import Metric, Scenario, quantile, serving
 class PingPong(Scenario):
     name = "pingpong"
     title = "32-byte ping-pong round trip"
-    extra_targets = ("nodelayd-noquickack",)
+    extra_targets = ("nodelayd-noquickack", "nodelayd-nobusypoll",
+                     "haproxy-busypoll")
     unit = "µs"
     higher_is_better = False
     metrics = (Metric("p50", "median round trip", "µs", False),

@@ -70,6 +70,9 @@ struct daemon_config {
     std::string stats_path;
     /// On SIGTERM, how long open sessions may take to finish before they are closed.
     std::chrono::milliseconds shutdown_timeout{30'000};
+    /// How long a worker keeps polling for events after its last one before it sleeps
+    /// (0: sleep at once).
+    std::chrono::microseconds busy_poll{50};
 };
 
 /// Key/value pairs of one layer, in the order written; a key may repeat (upstream).

@@ -18,12 +18,13 @@ namespace nodelayd {
 struct peer_watch {
     /// Kernel receive time (ns) of the last bytes read from this peer; 0 before any.
     std::int64_t last_rx_ns = 0;
-    /// Whether that read was shorter than a full segment.
-    bool last_read_short = false;
+    /// Bytes that read returned.
+    std::uint32_t last_read_bytes = 0;
+    /// Bytes in a full segment from this peer (the connection's MSS); 0 until needed: it
+    /// costs a syscall and only matters once the gap already looks like a stall.
+    std::uint32_t full_segment = 0;
     /// Whether nodelayd wrote to this peer since that read.
     bool sent_since = false;
-    /// Bytes in a full segment from this peer (the connection's MSS).
-    std::uint32_t full_segment = 536;
 };
 
 /// Shortest gap counted as a stall.
@@ -31,18 +32,25 @@ inline constexpr std::chrono::nanoseconds stall_min_gap = std::chrono::milliseco
 /// Longest gap counted as a stall.
 inline constexpr std::chrono::nanoseconds stall_max_gap = std::chrono::milliseconds(250);
 
-/// Whether bytes from the peer received at `rx_ns` end a suspected stall.
-constexpr bool is_peer_stall(const peer_watch& w, std::int64_t rx_ns) {
-    if (w.last_rx_ns == 0 || !w.last_read_short || w.sent_since)
+/// Whether bytes from the peer received at `rx_ns` would end a stall, all but the segment
+/// size: nothing was sent to the peer since its last bytes, which came 30-250 ms earlier.
+constexpr bool is_stall_gap(const peer_watch& w, std::int64_t rx_ns) {
+    if (w.last_rx_ns == 0 || w.sent_since)
         return false;
     const std::int64_t gap = rx_ns - w.last_rx_ns;
     return gap >= stall_min_gap.count() && gap <= stall_max_gap.count();
 }
 
+/// Whether bytes from the peer received at `rx_ns` end a suspected stall (needs
+/// full_segment once is_stall_gap() holds).
+constexpr bool is_peer_stall(const peer_watch& w, std::int64_t rx_ns) {
+    return is_stall_gap(w, rx_ns) && w.last_read_bytes < w.full_segment;
+}
+
 /// Records a read of `bytes` received at `rx_ns`.
 constexpr void note_read(peer_watch& w, std::size_t bytes, std::int64_t rx_ns) {
     w.last_rx_ns = rx_ns;
-    w.last_read_short = bytes < w.full_segment;
+    w.last_read_bytes = bytes > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(bytes);
     w.sent_since = false;
 }
 

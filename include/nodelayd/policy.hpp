@@ -14,12 +14,23 @@ enum class cork_mode {
     off,
 };
 
+/// When the relay re-arms TCP_QUICKACK before reading from a side.
+enum class quickack_mode {
+    /// Before every read that follows a write to that side.
+    on,
+    /// As `on` until the peer has shown it sends one segment per turn, then never (see
+    /// quickack_learner.hpp).
+    automatic,
+    /// Never: the kernel's delayed ACKs apply.
+    off,
+};
+
 /// Socket policy for one side (client or upstream) of a route.
 struct side_policy {
     /// TCP_NODELAY on the socket: small writes leave without waiting for an ACK.
     bool nodelay = true;
-    /// TCP_QUICKACK armed for every read: the peer's Nagle never waits on our ACK.
-    bool quickack = true;
+    /// TCP_QUICKACK re-armed before reads, so the peer's Nagle never waits on our ACK.
+    quickack_mode quickack = quickack_mode::automatic;
     /// Batching of outgoing bytes, see cork_mode.
     cork_mode cork = cork_mode::automatic;
     /// Field-wise equality.
@@ -28,6 +39,13 @@ struct side_policy {
 
 /// Parses "auto" or "off" (throws std::invalid_argument otherwise).
 cork_mode parse_cork_mode(std::string_view text);
+
+/// Parses "on", "auto" or "off" (also yes/no, true/false, 1/0; throws std::invalid_argument
+/// otherwise).
+quickack_mode parse_quickack_mode(std::string_view text);
+
+/// Renders a quickack mode as written in configs.
+std::string_view to_string(quickack_mode mode);
 
 /// Renders a cork mode as written in configs.
 std::string_view to_string(cork_mode mode);

@@ -7,6 +7,7 @@
 #include "nodelayd/chunk_queue.hpp"
 #include "nodelayd/peer_watch.hpp"
 #include "nodelayd/policy.hpp"
+#include "nodelayd/quickack_learner.hpp"
 #include "nodelayd/socket_ops.hpp"
 #include "nodelayd/stats.hpp"
 
@@ -24,8 +25,10 @@ struct socket_state {
     bool quickack_armed = false;
     /// Its side's policy: quickack governs reads from it; nodelay and cork, writes to it.
     const side_policy* policy = nullptr;
-    /// Stall detection facts (kept up to date only with stats).
+    /// Stall detection facts (kept up to date with stats or quickack=auto).
     peer_watch watch;
+    /// quickack=auto: whether this peer needs re-arming.
+    quickack_learner learner;
 };
 
 /// Moves bytes from one socket to another under a side policy and a buffer bound.
@@ -83,8 +86,9 @@ private:
     bool write_phase();
     wait_for splice_step();
     [[nodiscard]] wait_for next_wait(bool can_read) const;
+    void end_sink_turn();
     void wrote(std::size_t bytes, bool more);
-    std::int64_t measure_read(std::size_t bytes, std::int64_t rx_ns);
+    std::int64_t watch_read(std::size_t bytes, std::int64_t rx_ns);
     void measure_write(std::size_t bytes);
 
     // Sized for an idle session's footprint: every byte here is paid per connection.

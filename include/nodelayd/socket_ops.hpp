@@ -67,6 +67,8 @@ struct tcp_info_sample {
     std::uint32_t retransmits = 0;
     /// Largest segment the peer sends us (the "full segment" of a read).
     std::uint32_t rcv_mss = 0;
+    /// Segments with data received over the connection's life.
+    std::uint32_t data_segments_in = 0;
 };
 
 /// TCP_MAXSEG: the connection's MSS (0 when unknown).

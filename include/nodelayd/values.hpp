@@ -17,6 +17,10 @@ std::chrono::milliseconds parse_duration(std::string_view text);
 /// "65536", "64k", "1m" (binary multiples). Must be > 0.
 std::size_t parse_size(std::string_view text);
 
+/// A busy-poll window: "off" or "0" (none), "50us", "1ms"; a bare number means microseconds
+/// (like Linux's net.core.busy_poll). At most 10ms.
+std::chrono::microseconds parse_busy_poll(std::string_view text);
+
 /// A whole number in [min, max].
 std::size_t parse_count(std::string_view text, std::size_t min, std::size_t max);
 

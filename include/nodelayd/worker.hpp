@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <chrono>
 #include <functional>
 #include <list>
 #include <memory>
@@ -29,8 +30,8 @@ public:
         route_runtime* route;
     };
 
-    /// Creates the io_context.
-    explicit worker(std::size_t index);
+    /// Creates the io_context; the thread busy-polls for `busy_poll` after its last event.
+    worker(std::size_t index, std::chrono::microseconds busy_poll);
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
     ~worker();
@@ -68,6 +69,7 @@ private:
     boost::asio::awaitable<void> accept_loop(std::list<listener>::iterator it);
 
     std::size_t index_;
+    std::chrono::microseconds busy_poll_;
     boost::asio::io_context ctx_{1};
     std::list<listener> listeners_;
     session_registry sessions_{ctx_};

@@ -21,7 +21,7 @@ HAPROXY = "/usr/sbin/haproxy"
 _CFG = """\
 global
     nbthread 1
-    maxconn {maxconn}
+    maxconn {maxconn}{busy_polling}
 
 defaults
     mode tcp{defaults_maxconn}
@@ -38,13 +38,18 @@ listen nodelayd_peer
 class HAProxy:
     """capacity: concurrent client connections it must accept (global and
     frontend maxconn; HAProxy sizes its fd limit from it).  Default: the
-    plain config, maxconn 4096."""
+    plain config, maxconn 4096.  busy_polling: HAProxy's `busy-polling`
+    (its poller never sleeps), off by default as in HAProxy itself."""
 
     name = "haproxy"
     binary = HAPROXY
 
-    def __init__(self, capacity: int | None = None):
+    def __init__(self, capacity: int | None = None, busy_polling: bool = False,
+                 name: str | None = None):
         self.capacity = capacity
+        self.busy_polling = busy_polling
+        if name:
+            self.name = name
 
     @contextlib.contextmanager
     def start(self, listen_port: int, upstream_host: str,
@@ -58,6 +63,7 @@ class HAProxy:
                 f.write(_CFG.format(
                     host=LOOPBACK, port=port, up_host=up,
                     up_port=upstream_port, maxconn=maxconn,
+                    busy_polling="\n    busy-polling" if self.busy_polling else "",
                     defaults_maxconn=(f"\n    maxconn {maxconn}"
                                       if self.capacity else "")))
             with Proc([HAPROXY, "-f", cfg, "-db"], name="haproxy",

@@ -40,21 +40,22 @@ class Nodelayd:
     name = "nodelayd"
 
     def __init__(self, extra_args: Sequence[str] = (), start_timeout: float = 10.0,
-                 name: str | None = None):
+                 name: str | None = None, binary_path: str | None = None):
         self.extra_args = list(extra_args)
         self.start_timeout = start_timeout
+        self._binary = binary_path
         if name:
             self.name = name
 
     @property
     def binary(self) -> str:
-        return binary()
+        return self._binary or binary()
 
     @contextlib.contextmanager
     def start(self, listen_port: int, upstream_host: str,
               upstream_port: int) -> Iterator[Endpoint]:
         up = f"[{upstream_host}]" if ":" in upstream_host else upstream_host
-        argv = [binary(), "--listen", f"{LOOPBACK}:{listen_port}",
+        argv = [self.binary, "--listen", f"{LOOPBACK}:{listen_port}",
                 "--upstream", f"{up}:{upstream_port}", *self.extra_args]
         # A kernel-chosen stats port unless the caller picked one: several daemons (tests
         # in parallel, bench targets) must never collide on the default 127.0.0.1:9900.

@@ -41,9 +41,24 @@ ALL = ("direct", "nodelayd", *PEERS)
 # bulk and cpu scenarios add it, to show what splice(2) gives).
 # nodelayd-noquickack: TCP_QUICKACK re-arming off on both sides (the request
 # rate and ping-pong scenarios add it, to show what the immediate ACKs cost).
+# nodelayd-nobusypoll: --busy-poll off (sleeps as soon as it runs out of events).
+# haproxy-busypoll: HAProxy with `busy-polling` (its poller never sleeps), the
+# peer's own answer to wake-up latency: the latency scenarios add it beside
+# nodelayd's default busy-poll window.
 EXTRA = ("nodelayd-nostats", "nodelayd-upstream-nagle", "nodelayd-nosplice",
-         "nodelayd-noquickack")
+         "nodelayd-noquickack", "nodelayd-nobusypoll", "haproxy-busypoll")
 KNOWN = (*ALL, *EXTRA)
+# Targets added at run time (bench/run --variant NAME=BINARY ARGS...): another
+# nodelayd build or other flags, measured side by side with the rest.
+VARIANTS: dict[str, tuple[str, list[str]]] = {}
+
+
+def add_variant(name: str, binary: str, args: Sequence[str]) -> None:
+    """Registers target `name`: nodelayd `binary` (empty: the default one)
+    started with `args` after the common nodelayd arguments."""
+    if name in KNOWN:
+        raise ValueError(f"variant {name!r} would shadow a known target")
+    VARIANTS[name] = (binary, list(args))
 
 
 def launcher(name: str, nodelayd_args: Sequence[str] = (),
@@ -70,8 +85,15 @@ def launcher(name: str, nodelayd_args: Sequence[str] = (),
     if name == "nodelayd-noquickack":
         return Nodelayd([*nargs, "--client-quickack", "off",
                          "--upstream-quickack", "off"], name=name)
+    if name in VARIANTS:
+        b, vargs = VARIANTS[name]
+        return Nodelayd([*nargs, *vargs], name=name, binary_path=b or None)
+    if name == "nodelayd-nobusypoll":
+        return Nodelayd([*nargs, "--busy-poll", "off"], name=name)
     if name == "haproxy":
         return HAProxy(capacity)
+    if name == "haproxy-busypoll":
+        return HAProxy(capacity, busy_polling=True, name=name)
     if name == "nginx-stream":
         return NginxStream(capacity)
     if name == "socat":
