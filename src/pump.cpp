@@ -59,7 +59,7 @@ std::int64_t pump::watch_read(std::size_t bytes, std::int64_t rx_ns) {
     if (is_stall_gap(w, rx_ns)) {
         if (w.full_segment == 0) {
             const std::size_t mss = sys::max_segment(source_.fd);
-            w.full_segment = mss > 0 ? static_cast<std::uint32_t>(mss) : 536;
+            w.full_segment = static_cast<std::uint16_t>(mss > 0 && mss <= UINT16_MAX ? mss : 536);
         }
         if (is_peer_stall(w, rx_ns)) {
             ++stalls_;

@@ -59,10 +59,10 @@ void session::launch(tcp_socket client, route_runtime& route, session_registry& 
 
 session::session(tcp_socket client, route_runtime& route, session_registry& registry,
                  route_stats* stats)
-    : relay(std::move(client), route.relay, stats), route_(route), registry_(registry) {
+    : relay(std::move(client), route.relay, stats), route_(route) {
     boost::system::error_code ignored;
     client_address_ = this->client().remote_endpoint(ignored);
-    registry_.add(*this);
+    registry.add(*this);
     if (stats != nullptr)
         stats->connections_total.add();
 }
@@ -150,7 +150,6 @@ void session::close(close_reason reason) {
                  route_.config.name, name_of(client_address_), server_name(),
                  out.client_to_upstream, out.upstream_to_client, took.count(), to_string(reason),
                  out.client_stalls, out.upstream_stalls);
-    registry_.remove(*this);
     delete this;
 }
 

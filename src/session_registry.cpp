@@ -15,10 +15,6 @@ void session_registry::add(session& s) {
     arm(sweep_period(s.shortest_timeout()));
 }
 
-void session_registry::remove(session& s) {
-    sessions_.erase(sessions_.iterator_to(s));
-}
-
 void session_registry::abort_all(close_reason reason) {
     for (auto& s : sessions_)
         s.abort(reason);

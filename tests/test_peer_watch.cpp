@@ -65,3 +65,13 @@ TEST(peer_watch, gap_is_judged_before_the_segment_size_is_known) {
     note_sent(w);
     EXPECT_FALSE(is_stall_gap(w, 1040 * ms));
 }
+
+// Times are kept in 32-bit microseconds: a gap across the wrap-around still measures right.
+TEST(peer_watch, gap_across_the_clock_wrap) {
+    peer_watch w;
+    w.full_segment = 1448;
+    const std::int64_t wrap = std::int64_t{1} << 32; // µs
+    note_read(w, 10, (wrap - 10'000) * 1000);        // 10 ms before the wrap
+    EXPECT_TRUE(is_peer_stall(w, (wrap + 30'000) * 1000));
+    EXPECT_FALSE(is_peer_stall(w, (wrap + 300'000) * 1000));
+}

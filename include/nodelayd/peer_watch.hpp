@@ -14,15 +14,19 @@
 
 namespace nodelayd {
 
-/// What nodelayd has seen on one side's socket; shared by the session's two pumps.
+/// What nodelayd has seen on one side's socket; shared by the session's two pumps. Kept
+/// small (every idle session holds two): times in microseconds modulo 2^32 (71 minutes,
+/// plenty for gaps of at most 250 ms), sizes in 16 bits (a TCP segment is smaller).
 struct peer_watch {
-    /// Kernel receive time (ns) of the last bytes read from this peer; 0 before any.
-    std::int64_t last_rx_ns = 0;
-    /// Bytes that read returned.
-    std::uint32_t last_read_bytes = 0;
+    /// Kernel receive time of the last bytes read from this peer (µs, wrapping).
+    std::uint32_t last_rx_us = 0;
+    /// Bytes that read returned, up to 65535.
+    std::uint16_t last_read_bytes = 0;
     /// Bytes in a full segment from this peer (the connection's MSS); 0 until needed: it
     /// costs a syscall and only matters once the gap already looks like a stall.
-    std::uint32_t full_segment = 0;
+    std::uint16_t full_segment = 0;
+    /// Whether any read was recorded.
+    bool seen = false;
     /// Whether nodelayd wrote to this peer since that read.
     bool sent_since = false;
 };
@@ -35,10 +39,12 @@ inline constexpr std::chrono::nanoseconds stall_max_gap = std::chrono::milliseco
 /// Whether bytes from the peer received at `rx_ns` would end a stall, all but the segment
 /// size: nothing was sent to the peer since its last bytes, which came 30-250 ms earlier.
 constexpr bool is_stall_gap(const peer_watch& w, std::int64_t rx_ns) {
-    if (w.last_rx_ns == 0 || w.sent_since)
+    if (!w.seen || w.sent_since)
         return false;
-    const std::int64_t gap = rx_ns - w.last_rx_ns;
-    return gap >= stall_min_gap.count() && gap <= stall_max_gap.count();
+    // Unsigned: the difference is right across the wrap.
+    const std::uint32_t gap_us = static_cast<std::uint32_t>(rx_ns / 1000) - w.last_rx_us;
+    return gap_us * std::int64_t{1000} >= stall_min_gap.count() &&
+           gap_us * std::int64_t{1000} <= stall_max_gap.count();
 }
 
 /// Whether bytes from the peer received at `rx_ns` end a suspected stall (needs
@@ -49,8 +55,9 @@ constexpr bool is_peer_stall(const peer_watch& w, std::int64_t rx_ns) {
 
 /// Records a read of `bytes` received at `rx_ns`.
 constexpr void note_read(peer_watch& w, std::size_t bytes, std::int64_t rx_ns) {
-    w.last_rx_ns = rx_ns;
-    w.last_read_bytes = bytes > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(bytes);
+    w.last_rx_us = static_cast<std::uint32_t>(rx_ns / 1000);
+    w.last_read_bytes = bytes > UINT16_MAX ? UINT16_MAX : static_cast<std::uint16_t>(bytes);
+    w.seen = true;
     w.sent_since = false;
 }
 

@@ -25,10 +25,10 @@ struct socket_state {
     bool quickack_armed = false;
     /// Its side's policy: quickack governs reads from it; nodelay and cork, writes to it.
     const side_policy* policy = nullptr;
-    /// Stall detection facts (kept up to date with stats or quickack=auto).
-    peer_watch watch;
     /// quickack=auto: whether this peer needs re-arming.
     quickack_learner learner;
+    /// Stall detection facts (kept up to date with stats or quickack=auto).
+    peer_watch watch;
 };
 
 /// Moves bytes from one socket to another under a side policy and a buffer bound.

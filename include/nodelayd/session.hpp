@@ -17,7 +17,12 @@ namespace nodelayd {
 class session_registry;
 
 /// A live session; it owns itself and is deleted when it closes.
-class session final : public relay, public boost::intrusive::list_base_hook<> {
+// The registry's hook unlinks itself when the session is destroyed: no pointer back to the
+// registry in every session.
+using session_hook =
+    boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+class session final : public relay, public session_hook {
 public:
     /// Starts a session for an accepted `client` (already counted in route.active; the
     /// session uncounts itself when it ends) and registers it with `registry`. `stats` is
@@ -47,7 +52,6 @@ private:
     void close(close_reason reason);
 
     route_runtime& route_;
-    session_registry& registry_;
     std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     boost::asio::ip::tcp::endpoint client_address_;
     std::uint16_t server_ = no_server; // index into route_.upstreams

@@ -28,18 +28,16 @@ public:
 
     /// Registers a new session and makes sure the sweep runs often enough for it.
     void add(session& s);
-    /// Unregisters a closing session.
-    void remove(session& s);
     /// Aborts every live session with `reason`.
     void abort_all(close_reason reason);
-    /// Number of live sessions.
-    [[nodiscard]] std::size_t size() const { return sessions_.size(); }
 
 private:
     void arm(std::chrono::milliseconds period);
     void sweep();
 
-    boost::intrusive::list<session> sessions_;
+    // Sessions unlink themselves when destroyed (auto_unlink hooks), which rules out a
+    // constant-time size.
+    boost::intrusive::list<session, boost::intrusive::constant_time_size<false>> sessions_;
     boost::asio::steady_timer timer_;
     bool armed_ = false;
 };
