@@ -1,5 +1,7 @@
 #include "proxy_process.hpp"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -10,12 +12,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 namespace nodelayd::testing {
@@ -69,6 +73,14 @@ bool read_available(int fd, std::string& out, milliseconds wait) {
         }
         return n != 0; // false on EOF
     }
+}
+
+// Appends what `fd` has until its EOF (every writer gone), for at most `limit`.
+void read_to_eof(int fd, std::string& out, milliseconds limit) {
+    const auto deadline = steady_clock::now() + limit;
+    while (steady_clock::now() < deadline)
+        if (!read_available(fd, out, milliseconds(50)))
+            return;
 }
 
 int wait_status(pid_t pid, milliseconds limit, int& status) {
@@ -125,6 +137,10 @@ proxy_process::~proxy_process() {
             wait_exit(seconds(5));
         }
     }
+    // A sanitizer build reports at the fault, or at exit (leaks): read stderr to its end.
+    read_to_eof(stderr_fd_, log_, seconds(5));
+    if (has_sanitizer_report(log_))
+        ADD_FAILURE() << "nodelayd's stderr holds a sanitizer report:\n" << log_;
     if (stderr_fd_ >= 0)
         ::close(stderr_fd_);
 }
@@ -196,6 +212,15 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
     return n;
 }
 
+bool has_sanitizer_report(const std::string& output) {
+    // The first line of every report of these runtimes.
+    static constexpr std::array<std::string_view, 4> markers{
+        "ERROR: AddressSanitizer", "runtime error:", "WARNING: ThreadSanitizer",
+        "ERROR: LeakSanitizer"};
+    return std::any_of(markers.begin(), markers.end(),
+                       [&](std::string_view m) { return output.find(m) != std::string::npos; });
+}
+
 run_result run_nodelayd(const std::vector<std::string>& args) {
     run_result r;
     int fd = -1;
@@ -215,7 +240,10 @@ run_result run_nodelayd(const std::vector<std::string>& args) {
         wait_status(pid, seconds(5), r.status);
         r.status = -1;
     }
+    read_to_eof(fd, r.output, seconds(5));
     ::close(fd);
+    if (has_sanitizer_report(r.output))
+        ADD_FAILURE() << "nodelayd's output holds a sanitizer report:\n" << r.output;
     return r;
 }
 

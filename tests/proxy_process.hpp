@@ -47,6 +47,9 @@ private:
     std::vector<std::uint16_t> ports_;
 };
 
+/// Whether `output` (a daemon's stderr) holds a report of ASan, UBSan, TSan or LSan.
+bool has_sanitizer_report(const std::string& output);
+
 /// Runs NODELAYD_BIN with `args` to completion (10 s bound); returns exit status and output.
 struct run_result {
     int status = -1;

@@ -3,6 +3,7 @@
 #include "nodelayd/version.hpp"
 #include "proxy_process.hpp"
 
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -113,6 +114,22 @@ upstream = localhost:8082
 )";
 
 // ---------------------------------------------------------------------------------------------
+
+// A sanitizer report in the daemon's output fails the test that ran it: faked here with markers
+// the daemon prints itself, in a config path (the error names it) and a route name (logged).
+TEST(cli, a_sanitizer_report_in_the_output_fails_the_test) {
+    EXPECT_NONFATAL_FAILURE(t::run_nodelayd({"--check", "--config", "/nonexistent/runtime error:"}),
+                            "holds a sanitizer report");
+    const std::string path =
+        ::testing::TempDir() + "nodelayd_test_cli_marker_" + std::to_string(::getpid()) + ".conf";
+    std::ofstream(path) << "[route.WARNING: ThreadSanitizer]\nlisten = 127.0.0.1:0\n"
+                           "upstream = 127.0.0.1:9\n";
+    const auto start_and_stop = [&path] { t::proxy_process p({"--config", path}); };
+    EXPECT_NONFATAL_FAILURE(start_and_stop(), "holds a sanitizer report");
+    ::unlink(path.c_str());
+    EXPECT_FALSE(t::has_sanitizer_report("info route=imap listening on 127.0.0.1:1143"));
+    EXPECT_TRUE(t::has_sanitizer_report("==1==ERROR: LeakSanitizer: detected memory leaks"));
+}
 
 TEST(cli, version_prints_name_and_version) {
     for (const char* flag : {"--version", "-V"}) {

@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kit import nodelayd  # noqa: E402
 from kit.echo import EchoServer, recv_exact  # noqa: E402
 from kit.ports import free_port, wait_listening  # noqa: E402
-from kit.procs import Proc  # noqa: E402
 from kit.testing import E2ETestCase  # noqa: E402
 
 SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate"
@@ -91,9 +90,9 @@ class ServiceProtocol(E2ETestCase):
             f.write(text)
         os.replace(self.conf + ".new", self.conf)
 
-    def start(self, argv, env_extra: dict) -> Proc:
+    def start(self, argv, env_extra: dict) -> nodelayd.NodelaydProc:
         env = dict(os.environ, **env_extra)
-        proc = self.enterContext(Proc(argv, name="nodelayd", env=env))
+        proc = self.enterContext(nodelayd.NodelaydProc(argv, name="nodelayd", env=env))
         return proc
 
     def test_notify_ready_reload_stopping_in_order(self):
@@ -245,6 +244,7 @@ class ServiceProtocol(E2ETestCase):
                     p.kill()
                     p.wait()
         lines = read_file(log_path).splitlines()
+        nodelayd.check_sanitizers(lines)
         self.assertTrue(lines)
         for line in lines:
             self.assertRegex(line, r"^<[0-7]>[^<]", line)

@@ -6,6 +6,10 @@ real port is read from its `listening on HOST:PORT` stderr line, which is also
 the readiness signal.  Extra CLI arguments pass through unchanged.  After the
 context exits, `endpoint.proc.returncode` holds its exit status (SIGTERM must
 give 0) and `endpoint.proc.lines` its last stderr lines.
+
+A sanitizer build (ASan, UBSan, TSan, LSan) reports on stderr and may carry
+on; a report must fail the test, so every nodelayd runs as a NodelaydProc,
+which raises SanitizerReport once the daemon has stopped if it printed one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,36 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))
 LISTENING_RX = re.compile(r"listening on (\[[^\]]+\]|[^\s\[\]]+):(\d+)")
 STATS_RX = re.compile(r"stats endpoint at (http://\S+)")
+# The first line of every ASan, UBSan, TSan and LSan report.
+SANITIZER_RX = re.compile(r"ERROR: AddressSanitizer|runtime error:|"
+                          r"WARNING: ThreadSanitizer|ERROR: LeakSanitizer")
+
+
+class SanitizerReport(AssertionError):
+    """nodelayd's stderr held a sanitizer report."""
+
+
+def check_sanitizers(output: str | Sequence[str], name: str = "nodelayd") -> None:
+    """Raise SanitizerReport if `output` (text or lines) holds a report."""
+    lines = output.splitlines() if isinstance(output, str) else list(output)
+    found = [line for line in lines if SANITIZER_RX.search(line)]
+    if found:
+        raise SanitizerReport(f"{name}: sanitizer report on stderr:\n"
+                              + "\n".join(found) + "\n--- output:\n"
+                              + "\n".join(lines[-80:]))
+
+
+class NodelaydProc(Proc):
+    """A Proc running nodelayd (or a launcher that execs it, such as
+    systemd-socket-activate): once stopped, fails on a sanitizer report."""
+
+    def __init__(self, argv: Sequence[str], **kwargs):
+        super().__init__(argv, watch=SANITIZER_RX, **kwargs)
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        if self.watched:
+            check_sanitizers([*self.watched, "...", *self.lines], self.name)
 
 
 def binary() -> str:
@@ -61,7 +95,7 @@ class Nodelayd:
         # in parallel, bench targets) must never collide on the default 127.0.0.1:9900.
         if not any(a == "--stats" or a.startswith("--stats=") for a in self.extra_args):
             argv += ["--stats", f"{LOOPBACK}:0"]
-        with Proc(argv, name="nodelayd") as proc:
+        with NodelaydProc(argv, name="nodelayd") as proc:
             m = proc.wait_for_line(LISTENING_RX, self.start_timeout)
             host = m.group(1).strip("[]")
             stats = [STATS_RX.search(line) for line in list(proc.lines)]

@@ -29,12 +29,15 @@ class Proc:
 
     stderr is drained by a thread into `lines` (last 500 kept) and, when
     `log_path` is given, appended to that file, so the child never blocks on a
-    full pipe and the output is there for diagnostics.
+    full pipe and the output is there for diagnostics.  Lines matching `watch`
+    are also kept in `watched`, all of them: what must not be missed even when
+    it scrolled out of `lines`.
     """
 
     def __init__(self, argv: Sequence[str], *, name: str | None = None,
                  log_path: str | None = None, env: dict | None = None,
-                 cwd: str | None = None, stop_timeout: float = 5.0):
+                 cwd: str | None = None, stop_timeout: float = 5.0,
+                 watch: re.Pattern | None = None):
         self.argv = [str(a) for a in argv]
         self.name = name or os.path.basename(self.argv[0])
         self.log_path = log_path
@@ -43,6 +46,8 @@ class Proc:
         self.stop_timeout = stop_timeout
         self.popen: subprocess.Popen | None = None
         self.lines: collections.deque[str] = collections.deque(maxlen=500)
+        self.watch = watch
+        self.watched: list[str] = []
         self._cond = threading.Condition()
         self._reader: threading.Thread | None = None
         self._eof = False
@@ -120,6 +125,8 @@ class Proc:
                     log.flush()
                 with self._cond:
                     self.lines.append(line)
+                    if self.watch is not None and self.watch.search(line):
+                        self.watched.append(line)
                     self._cond.notify_all()
         except (OSError, ValueError):
             pass
