@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -28,7 +29,8 @@ using namespace std::chrono;
 
 namespace {
 
-pid_t spawn(const std::vector<std::string>& args, int& out_fd, bool merge_stdout) {
+pid_t spawn(const std::vector<std::string>& args, int& out_fd, bool merge_stdout,
+            const std::vector<std::string>& launcher = {}) {
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0)
         throw std::runtime_error("pipe failed");
@@ -38,9 +40,12 @@ pid_t spawn(const std::vector<std::string>& args, int& out_fd, bool merge_stdout
         if (merge_stdout)
             ::dup2(pipefd[1], STDOUT_FILENO);
         std::vector<char*> argv;
-        std::string bin = NODELAYD_BIN;
-        argv.push_back(bin.data());
-        std::vector<std::string> copy = args;
+        // NODELAYD_TEST_BIN runs the suite against another build (a sanitizer or patched one).
+        const char* other = std::getenv("NODELAYD_TEST_BIN");
+        std::string bin = other != nullptr && *other != '\0' ? other : NODELAYD_BIN;
+        std::vector<std::string> copy = launcher;
+        copy.push_back(bin);
+        copy.insert(copy.end(), args.begin(), args.end());
         // Each test daemon gets a kernel-chosen stats port, so parallel tests never collide
         // on the default 127.0.0.1:9900.
         if (std::find(copy.begin(), copy.end(), "--stats") == copy.end()) {
@@ -50,7 +55,7 @@ pid_t spawn(const std::vector<std::string>& args, int& out_fd, bool merge_stdout
         for (auto& a : copy)
             argv.push_back(a.data());
         argv.push_back(nullptr);
-        ::execv(bin.c_str(), argv.data());
+        ::execvp(argv[0], argv.data());
         ::_exit(127);
     }
     ::close(pipefd[1]);
@@ -106,8 +111,9 @@ void set_timeouts(int fd, seconds s) {
 
 } // namespace
 
-proxy_process::proxy_process(std::vector<std::string> args, std::size_t routes) {
-    pid_ = spawn(args, stderr_fd_, false);
+proxy_process::proxy_process(std::vector<std::string> args, std::size_t routes,
+                             const std::vector<std::string>& launcher) {
+    pid_ = spawn(args, stderr_fd_, false, launcher);
     const std::regex listening(R"(listening on (?:\[[^\]]+\]|[0-9.]+):(\d+))");
     const auto deadline = steady_clock::now() + seconds(10);
     while (ports_.size() < routes && steady_clock::now() < deadline) {

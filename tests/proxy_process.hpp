@@ -15,8 +15,10 @@ namespace nodelayd::testing {
 class proxy_process {
 public:
     /// Starts NODELAYD_BIN with `args` and waits (up to 10 s) for every route's
-    /// "listening on" line, or for the process to exit.
-    explicit proxy_process(std::vector<std::string> args, std::size_t routes = 1);
+    /// "listening on" line, or for the process to exit. A `launcher` (e.g. {"prlimit",
+    /// "--nofile=64:64"}) runs the binary, exec'ing it in the same process.
+    explicit proxy_process(std::vector<std::string> args, std::size_t routes = 1,
+                           const std::vector<std::string>& launcher = {});
     proxy_process(const proxy_process&) = delete;
     proxy_process& operator=(const proxy_process&) = delete;
     ~proxy_process();

@@ -1,7 +1,7 @@
 // Integration tests of the command line and config file: runs the real binary to completion.
 
 #include "nodelayd/version.hpp"
-#include "proxy_process.hpp"
+#include "relay_kit.hpp"
 
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -24,27 +25,8 @@ namespace {
 namespace t = nodelayd::testing;
 using namespace std::chrono_literals;
 
-/// A config file in the test temp directory, removed on destruction.
-class temp_config {
-public:
-    explicit temp_config(const std::string& text) {
-        static std::atomic<int> counter{0};
-        path_ = ::testing::TempDir() + "nodelayd_test_cli_" + std::to_string(::getpid()) + "_" +
-                std::to_string(counter++) + ".ini";
-        std::ofstream(path_) << text;
-    }
-    temp_config(const temp_config&) = delete;
-    temp_config& operator=(const temp_config&) = delete;
-    ~temp_config() { ::unlink(path_.c_str()); }
-    [[nodiscard]] const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
-std::string address(bool v6, std::uint16_t port) {
-    return (v6 ? std::string("[::1]:") : std::string("127.0.0.1:")) + std::to_string(port);
-}
+using t::address;
+using temp_config = t::temp_file;
 
 /// A port nothing listens on right now (bound by the kernel, then released).
 std::uint16_t free_port(bool v6 = false) {
@@ -464,6 +446,113 @@ TEST(cli, bad_second_route_never_binds_the_first) {
     EXPECT_NE(r.output.find("no-such-host.invalid"), std::string::npos) << r.output;
     EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
     EXPECT_TRUE(port_is_bindable(port)) << "port " << port << " is taken";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same kinds of error at a real start (no --check): a clear message, a non-zero exit, and
+// no socket left bound: the route's fixed port and the stats port are free again afterwards.
+// Seen failing with a daemon patched to carry on serving the routes that did bind.
+
+struct startup_error_case {
+    std::string name;
+    /// Config file for (listen address, held address): empty for none.
+    std::function<std::string(const std::string&, const std::string&)> config;
+    /// Extra arguments for (listen address, held address).
+    std::function<std::vector<std::string>(const std::string&, const std::string&)> args;
+    /// Substrings the output must contain; "%HELD%" stands for the held address.
+    std::vector<std::string> expect;
+};
+
+void PrintTo(const startup_error_case& c, std::ostream* os) {
+    *os << c.name;
+}
+
+const std::vector<startup_error_case> startup_error_cases = {
+    {"unknown_key",
+     [](const std::string& listen, const std::string&) {
+         return "[route.a]\nlisten = " + listen + "\nupstream = 127.0.0.1:8080\nbogus-key = 1\n";
+     },
+     nullptr,
+     {"route 'a'", "unknown key 'bogus-key'"}},
+    {"bad_address",
+     nullptr,
+     [](const std::string& listen, const std::string&) {
+         return std::vector<std::string>{"--listen", listen, "--upstream", "127.0.0.1"};
+     },
+     {"key 'upstream'", "expected HOST:PORT"}},
+    {"unresolvable_host",
+     nullptr,
+     [](const std::string& listen, const std::string&) {
+         return std::vector<std::string>{"--listen", listen, "--upstream",
+                                         "no-such-host.invalid:80"};
+     },
+     {"key 'upstream'", "cannot resolve 'no-such-host.invalid'"}},
+    // Route a binds before route b finds its port taken: a's socket must not survive.
+    {"second_route_port_in_use",
+     [](const std::string& listen, const std::string& held) {
+         return "[route.a]\nlisten = " + listen +
+                "\nupstream = 127.0.0.1:8080\n[route.b]\nlisten = " + held +
+                "\nupstream = 127.0.0.1:8081\n";
+     },
+     nullptr,
+     {"route 'b'", "bind %HELD%", "Address already in use"}},
+    {"stats_port_in_use",
+     nullptr,
+     [](const std::string& listen, const std::string& held) {
+         return std::vector<std::string>{"--listen",       listen,    "--upstream",
+                                         "127.0.0.1:8080", "--stats", held};
+     },
+     {"stats: bind %HELD%", "Address already in use"}},
+};
+
+class cli_startup_error : public ::testing::TestWithParam<startup_error_case> {};
+
+INSTANTIATE_TEST_SUITE_P(config, cli_startup_error, ::testing::ValuesIn(startup_error_cases),
+                         [](const ::testing::TestParamInfo<startup_error_case>& info) {
+                             return info.param.name;
+                         });
+
+TEST_P(cli_startup_error, exits_nonzero_and_leaves_no_socket_bound) {
+    const auto& c = GetParam();
+    for (const bool v6 : {false, true}) {
+        SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+        // The stats endpoint stays on IPv4 loopback; its held port too, when that is the case.
+        const bool stats_case = c.name == "stats_port_in_use";
+        t::listener holder(v6 && !stats_case);
+        const std::string held = address(v6 && !stats_case, holder.port());
+        const std::uint16_t listen_port = free_port(v6);
+        const std::uint16_t stats = free_port();
+        const std::string listen = address(v6, listen_port);
+        std::unique_ptr<temp_config> cfg;
+        std::vector<std::string> args;
+        if (c.config) {
+            cfg = std::make_unique<temp_config>(c.config(listen, held));
+            args = {"--config", cfg->path()};
+        }
+        if (c.args) {
+            const auto more = c.args(listen, held);
+            args.insert(args.end(), more.begin(), more.end());
+        }
+        if (!stats_case)
+            args.insert(args.end(), {"--stats", address(false, stats)});
+        const auto r = t::run_nodelayd(args);
+        EXPECT_TRUE(failed_cleanly(r));
+        // Configuration errors say "error:"; a failed bind is logged at level critical.
+        EXPECT_TRUE(r.output.find("error") != std::string::npos ||
+                    r.output.find(" critical ") != std::string::npos)
+            << r.output;
+        for (auto want : c.expect) {
+            if (const auto at = want.find("%HELD%"); at != std::string::npos)
+                want.replace(at, 6, held);
+            EXPECT_NE(r.output.find(want), std::string::npos) << "missing '" << want << "' in:\n"
+                                                              << r.output;
+        }
+        EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
+        EXPECT_TRUE(port_is_bindable(listen_port, v6)) << listen << " is still bound";
+        EXPECT_TRUE(port_is_bindable(stats)) << "the stats port " << stats << " is still bound";
+        EXPECT_EQ(t::listening_sockets(holder.port(), v6 && !stats_case), 1)
+            << "something else listens on the held port";
+    }
 }
 
 } // namespace

@@ -1,7 +1,7 @@
 // Integration tests: the real nodelayd binary relaying real loopback sockets.
 // Upstream servers are plain blocking sockets on std::threads; every wait is bounded.
 
-#include "proxy_process.hpp"
+#include "relay_kit.hpp"
 
 #include <gtest/gtest.h>
 
@@ -34,224 +34,17 @@ namespace t = nodelayd::testing;
 using namespace std::chrono;
 using namespace std::chrono_literals;
 
-// ---------------------------------------------------------------------------------------------
-// Small socket helpers
-
-/// Owns a descriptor.
-class fd_t {
-public:
-    explicit fd_t(int fd = -1) : fd_(fd) {}
-    fd_t(fd_t&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    fd_t& operator=(fd_t&& o) noexcept {
-        if (this != &o)
-            reset(std::exchange(o.fd_, -1));
-        return *this;
-    }
-    fd_t(const fd_t&) = delete;
-    fd_t& operator=(const fd_t&) = delete;
-    ~fd_t() { reset(); }
-    [[nodiscard]] int get() const { return fd_; }
-    int release() { return std::exchange(fd_, -1); }
-    void reset(int fd = -1) {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = fd;
-    }
-    explicit operator bool() const { return fd_ >= 0; }
-
-private:
-    int fd_;
-};
-
-std::string address(bool v6, std::uint16_t port) {
-    return (v6 ? std::string("[::1]:") : std::string("127.0.0.1:")) + std::to_string(port);
-}
-
-/// Arguments for a single-route nodelayd on a kernel-chosen port.
-std::vector<std::string> proxy_args(bool v6, const std::vector<std::uint16_t>& upstreams,
-                                    std::vector<std::string> extra = {},
-                                    const std::string& threads = "1") {
-    std::string ups;
-    for (auto p : upstreams)
-        ups += (ups.empty() ? "" : ",") + address(v6, p);
-    std::vector<std::string> args{
-        "--listen", v6 ? "[::1]:0" : "127.0.0.1:0", "--upstream", ups, "--threads", threads};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return args;
-}
-
-double seconds_since(steady_clock::time_point t0) {
-    return duration<double>(steady_clock::now() - t0).count();
-}
-
-void set_nonblocking(int fd) {
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
-
-/// Starts a non-blocking connect; returns the descriptor (connect in progress or done).
-int connect_nonblocking(std::uint16_t port, bool v6) {
-    const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (v6) {
-        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        a->sin6_port = htons(port);
-        len = sizeof *a;
-    } else {
-        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a->sin_port = htons(port);
-        len = sizeof *a;
-    }
-    ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
-    return fd;
-}
-
-/// True when a "closed" outcome of recv_to_eof is a FIN or an RST (not a timeout/other error).
-bool closed_by_peer(int error) {
-    return error == 0 || error == ECONNRESET;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Deterministic data
-
-/// A reproducible pseudo-random byte stream (splitmix64), independent of how it is chunked.
-class byte_stream {
-public:
-    explicit byte_stream(std::uint64_t seed) : state_(seed) {}
-    void fill(char* out, std::size_t n) {
-        for (std::size_t i = 0; i < n; ++i) {
-            if (left_ == 0) {
-                word_ = next();
-                left_ = 8;
-            }
-            out[i] = static_cast<char>(word_ & 0xff);
-            word_ >>= 8;
-            --left_;
-        }
-    }
-    std::string take(std::size_t n) {
-        std::string s(n, '\0');
-        fill(s.data(), n);
-        return s;
-    }
-
-private:
-    std::uint64_t next() {
-        std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-    }
-    std::uint64_t state_;
-    std::uint64_t word_ = 0;
-    int left_ = 0;
-};
-
-/// Length plus FNV-1a hash of a byte stream.
-struct digest {
-    std::uint64_t hash = 0xcbf29ce484222325ull;
-    std::uint64_t length = 0;
-    void add(const char* p, std::size_t n) {
-        for (std::size_t i = 0; i < n; ++i) {
-            hash ^= static_cast<unsigned char>(p[i]);
-            hash *= 0x100000001b3ull;
-        }
-        length += n;
-    }
-    auto operator<=>(const digest&) const = default;
-};
-
-/// A chunk size from 1 B to 64 KiB, log-uniform so that tiny and large chunks both occur.
-std::size_t random_chunk(std::mt19937_64& rng) {
-    const int bits = std::uniform_int_distribution<int>(0, 16)(rng);
-    const std::size_t base = std::size_t{1} << bits;
-    return std::min<std::size_t>(
-        65536, base + std::uniform_int_distribution<std::size_t>(0, base - 1)(rng));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Echo server
-
-/// Echoes every connection until EOF, then half-closes it. Plain blocking sockets, one thread
-/// per connection; stop() (or the destructor) unblocks and joins everything.
-class echo_server {
-public:
-    explicit echo_server(bool v6) : listener_(v6) {
-        acceptor_ = std::thread([this] { accept_loop(); });
-    }
-    echo_server(const echo_server&) = delete;
-    echo_server& operator=(const echo_server&) = delete;
-    ~echo_server() { stop(); }
-
-    [[nodiscard]] std::uint16_t port() const { return listener_.port(); }
-    [[nodiscard]] std::size_t accepted() const { return accepted_.load(); }
-
-    void stop() {
-        if (stop_.exchange(true))
-            return;
-        acceptor_.join();
-        {
-            std::lock_guard lock(mu_);
-            for (int fd : fds_)
-                ::shutdown(fd, SHUT_RDWR);
-        }
-        for (auto& th : threads_)
-            th.join();
-        for (int fd : fds_)
-            ::close(fd);
-        listener_.close();
-    }
-
-private:
-    void accept_loop() {
-        while (!stop_.load()) {
-            const int fd = listener_.accept(50ms);
-            if (fd < 0)
-                continue;
-            ++accepted_;
-            std::lock_guard lock(mu_);
-            fds_.push_back(fd);
-            threads_.emplace_back([this, fd] { serve(fd); });
-        }
-    }
-
-    void serve(int fd) {
-        char buf[65536];
-        for (;;) {
-            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-            if (n > 0) {
-                if (!t::send_all(fd, std::string(buf, static_cast<std::size_t>(n))))
-                    return;
-                continue;
-            }
-            if (n == 0) {
-                ::shutdown(fd, SHUT_WR);
-                return;
-            }
-            if ((errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) && !stop_.load())
-                continue;
-            return;
-        }
-    }
-
-    t::listener listener_;
-    std::atomic<bool> stop_{false};
-    std::atomic<std::size_t> accepted_{0};
-    std::mutex mu_;
-    std::vector<int> fds_;
-    std::vector<std::thread> threads_;
-    std::thread acceptor_;
-};
-
-/// One request/response through an echo upstream.
-void expect_echo(int fd, const std::string& msg) {
-    ASSERT_TRUE(t::send_all(fd, msg));
-    EXPECT_EQ(t::recv_n(fd, msg.size(), 5s), msg);
-}
+using t::address;
+using t::byte_stream;
+using t::closed_by_peer;
+using t::digest;
+using t::echo_server;
+using t::expect_echo;
+using t::fd_t;
+using t::proxy_args;
+using t::random_chunk;
+using t::seconds_since;
+using t::set_nonblocking;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -315,6 +108,7 @@ TEST_P(relay, echoes_many_small_writes_byte_exact) {
 TEST_P(relay, client_half_close_reaches_upstream_and_reply_still_flows) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     fd_t u(up.accept(5s));
@@ -333,11 +127,13 @@ TEST_P(relay, client_half_close_reaches_upstream_and_reply_still_flows) {
     EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
     EXPECT_EQ(err, 0) << "client should see a clean EOF: " << std::strerror(err);
     EXPECT_TRUE(proxy.wait_for_log("close=completed", 5s)) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, upstream_half_close_reaches_client_and_request_still_flows) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     fd_t u(up.accept(5s));
@@ -355,11 +151,13 @@ TEST_P(relay, upstream_half_close_reaches_client_and_request_still_flows) {
     EXPECT_EQ(t::recv_to_eof(u.get(), err, 5s), "");
     EXPECT_EQ(err, 0) << "upstream should see a clean EOF: " << std::strerror(err);
     EXPECT_TRUE(proxy.wait_for_log("close=completed", 5s)) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, client_reset_is_propagated_as_reset) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     fd_t u(up.accept(5s));
@@ -372,11 +170,13 @@ TEST_P(relay, client_reset_is_propagated_as_reset) {
     EXPECT_EQ(t::recv_to_eof(u.get(), err, 5s), "");
     EXPECT_EQ(err, ECONNRESET) << "upstream got " << (err ? std::strerror(err) : "a clean EOF");
     EXPECT_TRUE(proxy.wait_for_log("close=client-reset", 5s)) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, upstream_reset_is_propagated_as_reset) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     fd_t u(up.accept(5s));
@@ -389,6 +189,7 @@ TEST_P(relay, upstream_reset_is_propagated_as_reset) {
     EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
     EXPECT_EQ(err, ECONNRESET) << "client got " << (err ? std::strerror(err) : "a clean EOF");
     EXPECT_TRUE(proxy.wait_for_log("close=upstream-reset", 5s)) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
 }
 
 // A bulk flow moves by splice(2), which raises SIGPIPE when the sink's peer is gone: the
@@ -396,6 +197,7 @@ TEST_P(relay, upstream_reset_is_propagated_as_reset) {
 TEST_P(relay, upstream_closing_during_spliced_bulk_flow_ends_only_that_session) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     fd_t u(up.accept(5s));
@@ -425,6 +227,9 @@ TEST_P(relay, upstream_closing_during_spliced_bulk_flow_ends_only_that_session) 
     ASSERT_TRUE(u2);
     ASSERT_TRUE(t::send_all(c2.get(), "still here"));
     EXPECT_EQ(t::recv_n(u2.get(), 10, 5s), "still here");
+    c2.reset();
+    u2.reset();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, refused_upstream_closes_the_client_promptly) {
@@ -434,6 +239,7 @@ TEST_P(relay, refused_upstream_closes_the_client_promptly) {
         dead = l.port();
     }
     t::proxy_process proxy(proxy_args(v6(), {dead}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     const auto t0 = steady_clock::now();
@@ -445,23 +251,16 @@ TEST_P(relay, refused_upstream_closes_the_client_promptly) {
     EXPECT_TRUE(proxy.wait_for_log("connect to " + address(v6(), dead), 5s)) << proxy.log();
     EXPECT_TRUE(proxy.wait_for_log("close=connect-failed", 5s)) << proxy.log();
     EXPECT_NE(proxy.log().find("failed: Connection refused"), std::string::npos) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, connect_timeout_closes_the_client) {
-    // A backlog-0 listener whose accept queue holds one unaccepted connection: Linux drops
-    // further SYNs (listen overflow), so a connect to it hangs.
-    t::listener up(v6(), 0);
-    fd_t filler(t::connect_to(up.port(), v6()));
-    ASSERT_TRUE(filler);
-    {
-        fd_t probe(connect_nonblocking(up.port(), v6()));
-        pollfd p{probe.get(), POLLOUT, 0};
-        ASSERT_EQ(::poll(&p, 1, 300), 0)
-            << "precondition: the kernel completed a connect to a full backlog-0 listener, so "
-               "this setup cannot make a connect hang";
-    }
+    t::silent_upstream up(v6());
+    ASSERT_TRUE(up.hangs()) << "precondition: the kernel completed a connect to a full "
+                               "backlog-0 listener, so this setup cannot make a connect hang";
 
     t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--connect-timeout", "300ms"}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     const auto t0 = steady_clock::now();
@@ -473,6 +272,7 @@ TEST_P(relay, connect_timeout_closes_the_client) {
     EXPECT_LT(took, 3.0);
     EXPECT_TRUE(proxy.wait_for_log("timed out after 300ms", 5s)) << proxy.log();
     EXPECT_TRUE(proxy.wait_for_log("close=connect-failed", 5s)) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, failover_skips_a_dead_upstream_on_every_connection) {
@@ -483,6 +283,7 @@ TEST_P(relay, failover_skips_a_dead_upstream_on_every_connection) {
     }
     echo_server live(v6());
     t::proxy_process proxy(proxy_args(v6(), {dead, live.port()}));
+    t::leak_check leaks(proxy);
     constexpr int connections = 6;
     for (int i = 0; i < connections; ++i) {
         SCOPED_TRACE("connection " + std::to_string(i));
@@ -498,11 +299,13 @@ TEST_P(relay, failover_skips_a_dead_upstream_on_every_connection) {
     EXPECT_TRUE(proxy.wait_for_log("close=completed", 5s, connections)) << proxy.log();
     // Round-robin starts at the dead server for some of them: failover was exercised.
     EXPECT_GE(t::count_of(proxy.log(), "connect to " + address(v6(), dead)), 1u) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, idle_session_is_closed_after_idle_timeout) {
     echo_server up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--idle-timeout", "300ms"}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     expect_echo(c.get(), "x");
@@ -514,11 +317,13 @@ TEST_P(relay, idle_session_is_closed_after_idle_timeout) {
     EXPECT_GE(took, 0.25);
     EXPECT_LT(took, 3.0);
     EXPECT_TRUE(proxy.wait_for_log("close=idle-timeout", 5s)) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, active_session_survives_idle_timeout) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--idle-timeout", "300ms"}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     fd_t u(up.accept(5s));
@@ -542,11 +347,13 @@ TEST_P(relay, active_session_survives_idle_timeout) {
     int err = -1;
     EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
     EXPECT_TRUE(closed_by_peer(err)) << std::strerror(err);
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, max_connections_refuses_the_excess_connection) {
     echo_server up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--max-connections", "2"}));
+    t::leak_check leaks(proxy);
     fd_t c1(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c1);
     expect_echo(c1.get(), "one");
@@ -582,11 +389,15 @@ TEST_P(relay, max_connections_refuses_the_excess_connection) {
     expect_echo(c4.get(), "four");
     EXPECT_EQ(up.accepted(), 3u);
     EXPECT_EQ(t::count_of(proxy.log(), "max-connections (2) reached"), 1u) << proxy.log();
+    c2.reset();
+    c4.reset();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, backpressure_bounds_memory_and_keeps_bytes_exact) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    t::leak_check leaks(proxy);
     fd_t c(t::connect_to(proxy.port(), v6()));
     ASSERT_TRUE(c);
     fd_t u(up.accept(5s)); // accepted, but not read from until the push is over
@@ -658,6 +469,8 @@ TEST_P(relay, backpressure_bounds_memory_and_keeps_bytes_exact) {
     EXPECT_TRUE(eof) << "upstream did not see EOF after " << received << " bytes";
     EXPECT_EQ(received, pushed);
     EXPECT_EQ(mismatch_at, UINT64_MAX) << "bytes differ from offset ~" << mismatch_at;
+    u.reset();
+    EXPECT_TRUE(leaks.settled());
 }
 
 /// What one end of a bidirectional random-chunk stream saw.
@@ -714,6 +527,7 @@ TEST_P(relay, random_chunks_both_ways_are_byte_exact) {
     constexpr std::size_t bytes = 2 * 1024 * 1024 + 12345;
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}, {}, "2"));
+    t::leak_check leaks(proxy);
 
     std::vector<stream_result> upstream_side(connections);
     std::vector<std::thread> servers;
@@ -772,6 +586,7 @@ TEST_P(relay, random_chunks_both_ways_are_byte_exact) {
     EXPECT_EQ(c_sent, u_recv) << "client -> upstream streams differ";
     EXPECT_EQ(u_sent, c_recv) << "upstream -> client streams differ";
     EXPECT_TRUE(proxy.wait_for_log("close=completed", 5s, connections)) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
 }
 
 TEST_P(relay, sigterm_stops_accepting_and_lets_open_sessions_finish) {
