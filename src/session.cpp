@@ -75,6 +75,13 @@ asio::awaitable<bool> session::set_up() {
     const auto& config = route_.config;
     sys::set_nodelay(client().native_handle(), config.client.nodelay);
     connection_addresses addresses = addresses_of(client());
+    if (addresses.source.port() == 0) {
+        // getpeername failed: the client has reset the connection already (often while it
+        // waited to be accepted). Nothing is left to relay, and a PROXY header would claim
+        // the source 0.0.0.0:0.
+        abort(close_reason::client_reset);
+        co_return false;
+    }
     if (config.accept_proxy) {
         const auto header = co_await receive_proxy_header(
             client(), *this, proxy_header_timeout, config.client.quickack != quickack_mode::off);
