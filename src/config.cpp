@@ -2,6 +2,7 @@
 
 #include "nodelayd/values.hpp"
 
+#include <boost/program_options/errors.hpp>
 #include <boost/program_options/parsers.hpp>
 
 #include <algorithm>
@@ -210,6 +211,10 @@ config_file parse_config(std::istream& in, const std::string& path) {
     try {
         po::options_description none;
         parsed = po::parse_config_file(in, none, /*allow_unregistered=*/true);
+    } catch (const po::invalid_config_file_syntax& e) {
+        // Not e.what(): it substitutes the line into its template until no placeholder is
+        // left, and a line holding "%invalid_line%" makes that loop grow forever.
+        throw config_error(path + ": invalid line '" + e.tokens() + "'");
     } catch (const po::error& e) {
         throw config_error(path + ": " + e.what());
     }

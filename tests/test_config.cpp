@@ -228,6 +228,22 @@ TEST(config, file_syntax_errors) {
     EXPECT_THROW(read_config_file("/nonexistent/nodelayd.conf"), config_error);
 }
 
+// Found by fuzz_config: a bad line holding a placeholder of Boost's message template made the
+// message grow forever (a hang, then out of memory) at startup, --check and reload.
+TEST(config, a_bad_line_is_named_whatever_it_holds) {
+    for (const char* raw :
+         {"[route.x %invalid_line%", "listen %canonical_option% %option%", "no equals sign"}) {
+        const std::string line = raw;
+        std::istringstream text("threads = 2\n" + line + "\n");
+        try {
+            parse_config(text, "t.conf");
+            FAIL() << "accepted '" << line << "'";
+        } catch (const config_error& e) {
+            EXPECT_EQ(std::string(e.what()), "t.conf: invalid line '" + line + "'");
+        }
+    }
+}
+
 TEST(config, parses_text_as_read_config_file_does) {
     std::istringstream text("threads = 2\n[route.imap]\nlisten = 127.0.0.1:1143\n"
                             "upstream = 127.0.0.1:143\n");
