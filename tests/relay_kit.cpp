@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -24,6 +25,10 @@ void fd_t::reset(int fd) {
     if (fd_ >= 0)
         ::close(fd_);
     fd_ = fd;
+}
+
+std::string family_name(const ::testing::TestParamInfo<bool>& info) {
+    return info.param ? "IPv6" : "IPv4";
 }
 
 std::string address(bool v6, std::uint16_t port) {
@@ -49,23 +54,48 @@ void set_nonblocking(int fd) {
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
-int connect_nonblocking(std::uint16_t port, bool v6) {
-    const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_storage ss{};
-    socklen_t len = 0;
+socklen_t loopback_address(bool v6, std::uint16_t port, sockaddr_storage& out) {
+    out = {};
     if (v6) {
-        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        auto* a = reinterpret_cast<sockaddr_in6*>(&out);
         a->sin6_family = AF_INET6;
         a->sin6_addr = in6addr_loopback;
         a->sin6_port = htons(port);
-        len = sizeof *a;
-    } else {
-        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a->sin_port = htons(port);
-        len = sizeof *a;
+        return sizeof *a;
     }
+    auto* a = reinterpret_cast<sockaddr_in*>(&out);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a->sin_port = htons(port);
+    return sizeof *a;
+}
+
+relayed_pair connect_through(std::uint16_t port, listener& up, bool v6) {
+    relayed_pair p{fd_t(connect_to(port, v6)), fd_t()};
+    if (p.client)
+        p.upstream.reset(up.accept(5s));
+    return p;
+}
+
+::testing::AssertionResult closed_between(int fd, steady_clock::time_point t0, double lo,
+                                          double hi) {
+    const auto limit =
+        duration_cast<milliseconds>(t0 + duration<double>(hi + 3) - steady_clock::now());
+    int err = -1;
+    const std::string rest = recv_to_eof(fd, err, limit);
+    const double took = seconds_since(t0);
+    if (!rest.empty() || !closed_by_peer(err) || took < lo || took >= hi)
+        return ::testing::AssertionFailure()
+               << "after " << took << " s (expected " << lo << " to " << hi
+               << " s): " << (err == 0 ? "EOF" : std::strerror(err)) << ", " << rest.size()
+               << " unexpected bytes";
+    return ::testing::AssertionSuccess() << "closed after " << took << " s";
+}
+
+int connect_nonblocking(std::uint16_t port, bool v6) {
+    const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_storage ss{};
+    const socklen_t len = loopback_address(v6, port, ss);
     ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
     return fd;
 }

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -48,6 +50,16 @@ private:
     int fd_;
 };
 
+/// A test run over IPv4 and IPv6 loopback: the parameter is "IPv6".
+class loopback_test : public ::testing::TestWithParam<bool> {
+protected:
+    /// Whether this run is the IPv6 one.
+    [[nodiscard]] bool v6() const { return GetParam(); }
+};
+
+/// "IPv4" or "IPv6", naming a loopback_test's instantiations.
+std::string family_name(const ::testing::TestParamInfo<bool>& info);
+
 /// "127.0.0.1:PORT" or "[::1]:PORT".
 std::string address(bool v6, std::uint16_t port);
 
@@ -61,6 +73,24 @@ double seconds_since(std::chrono::steady_clock::time_point t0);
 
 /// Puts `fd` in non-blocking mode.
 void set_nonblocking(int fd);
+
+/// Fills `out` with 127.0.0.1:port (or [::1]:port); returns its length.
+socklen_t loopback_address(bool v6, std::uint16_t port, sockaddr_storage& out);
+
+/// A client connected through the daemon, and the upstream end the daemon connected for it.
+struct relayed_pair {
+    fd_t client;
+    fd_t upstream;
+};
+
+/// Connects to the daemon's `port` and accepts (5 s bound) its connection on `up`; either
+/// descriptor is empty when that step failed.
+relayed_pair connect_through(std::uint16_t port, listener& up, bool v6);
+
+/// Reads `fd` until the peer closes it (FIN or RST, with nothing more to read) and checks
+/// that this happened between `lo` and `hi` seconds after `t0` (waiting up to `hi` + 3 s).
+::testing::AssertionResult closed_between(int fd, std::chrono::steady_clock::time_point t0,
+                                          double lo, double hi);
 
 /// Starts a non-blocking connect; returns the descriptor (connect in progress or done).
 int connect_nonblocking(std::uint16_t port, bool v6);

@@ -38,20 +38,7 @@ std::uint16_t free_port(bool v6 = false) {
 bool port_is_bindable(std::uint16_t port, bool v6 = false) {
     const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (v6) {
-        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        a->sin6_port = htons(port);
-        len = sizeof *a;
-    } else {
-        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a->sin_port = htons(port);
-        len = sizeof *a;
-    }
+    const socklen_t len = t::loopback_address(v6, port, ss);
     const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 && ::listen(fd, 1) == 0;
     ::close(fd);
     return ok;

@@ -48,15 +48,9 @@ using t::set_nonblocking;
 
 // ---------------------------------------------------------------------------------------------
 
-class relay : public ::testing::TestWithParam<bool> {
-protected:
-    [[nodiscard]] bool v6() const { return GetParam(); }
-};
+class relay : public t::loopback_test {};
 
-INSTANTIATE_TEST_SUITE_P(loopback, relay, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                             return info.param ? "IPv6" : "IPv4";
-                         });
+INSTANTIATE_TEST_SUITE_P(loopback, relay, ::testing::Values(false, true), t::family_name);
 
 TEST_P(relay, echoes_a_small_message_and_completes) {
     echo_server up(v6());
@@ -109,10 +103,8 @@ TEST_P(relay, client_half_close_reaches_upstream_and_reply_still_flows) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
     t::leak_check leaks(proxy);
-    fd_t c(t::connect_to(proxy.port(), v6()));
-    ASSERT_TRUE(c);
-    fd_t u(up.accept(5s));
-    ASSERT_TRUE(u);
+    auto [c, u] = t::connect_through(proxy.port(), up, v6());
+    ASSERT_TRUE(c && u);
 
     ASSERT_TRUE(t::send_all(c.get(), "request"));
     ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
@@ -134,10 +126,8 @@ TEST_P(relay, upstream_half_close_reaches_client_and_request_still_flows) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
     t::leak_check leaks(proxy);
-    fd_t c(t::connect_to(proxy.port(), v6()));
-    ASSERT_TRUE(c);
-    fd_t u(up.accept(5s));
-    ASSERT_TRUE(u);
+    auto [c, u] = t::connect_through(proxy.port(), up, v6());
+    ASSERT_TRUE(c && u);
 
     ASSERT_TRUE(t::send_all(u.get(), "banner"));
     ASSERT_EQ(::shutdown(u.get(), SHUT_WR), 0);
@@ -158,10 +148,8 @@ TEST_P(relay, client_reset_is_propagated_as_reset) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
     t::leak_check leaks(proxy);
-    fd_t c(t::connect_to(proxy.port(), v6()));
-    ASSERT_TRUE(c);
-    fd_t u(up.accept(5s));
-    ASSERT_TRUE(u);
+    auto [c, u] = t::connect_through(proxy.port(), up, v6());
+    ASSERT_TRUE(c && u);
     ASSERT_TRUE(t::send_all(c.get(), "ping"));
     ASSERT_EQ(t::recv_n(u.get(), 4, 5s), "ping");
 
@@ -177,10 +165,8 @@ TEST_P(relay, upstream_reset_is_propagated_as_reset) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
     t::leak_check leaks(proxy);
-    fd_t c(t::connect_to(proxy.port(), v6()));
-    ASSERT_TRUE(c);
-    fd_t u(up.accept(5s));
-    ASSERT_TRUE(u);
+    auto [c, u] = t::connect_through(proxy.port(), up, v6());
+    ASSERT_TRUE(c && u);
     ASSERT_TRUE(t::send_all(u.get(), "pong"));
     ASSERT_EQ(t::recv_n(c.get(), 4, 5s), "pong");
 
@@ -198,10 +184,8 @@ TEST_P(relay, upstream_closing_during_spliced_bulk_flow_ends_only_that_session) 
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
     t::leak_check leaks(proxy);
-    fd_t c(t::connect_to(proxy.port(), v6()));
-    ASSERT_TRUE(c);
-    fd_t u(up.accept(5s));
-    ASSERT_TRUE(u);
+    auto [c, u] = t::connect_through(proxy.port(), up, v6());
+    ASSERT_TRUE(c && u);
     std::atomic<bool> stop{false};
     std::thread pusher([&] {
         const std::string block(256 * 1024, 'b');
@@ -310,12 +294,7 @@ TEST_P(relay, idle_session_is_closed_after_idle_timeout) {
     ASSERT_TRUE(c);
     expect_echo(c.get(), "x");
     const auto t0 = steady_clock::now(); // just after the last byte moved
-    int err = -1;
-    EXPECT_EQ(t::recv_to_eof(c.get(), err, 6s), "");
-    const double took = seconds_since(t0);
-    EXPECT_TRUE(closed_by_peer(err)) << std::strerror(err);
-    EXPECT_GE(took, 0.25);
-    EXPECT_LT(took, 3.0);
+    EXPECT_TRUE(t::closed_between(c.get(), t0, 0.25, 3.0));
     EXPECT_TRUE(proxy.wait_for_log("close=idle-timeout", 5s)) << proxy.log();
     EXPECT_TRUE(leaks.settled());
 }
@@ -324,10 +303,8 @@ TEST_P(relay, active_session_survives_idle_timeout) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--idle-timeout", "300ms"}));
     t::leak_check leaks(proxy);
-    fd_t c(t::connect_to(proxy.port(), v6()));
-    ASSERT_TRUE(c);
-    fd_t u(up.accept(5s));
-    ASSERT_TRUE(u);
+    auto [c, u] = t::connect_through(proxy.port(), up, v6());
+    ASSERT_TRUE(c && u);
 
     // Client -> upstream only, one byte every 100 ms for 1.2 s (4x the idle timeout).
     std::string got;
@@ -398,10 +375,9 @@ TEST_P(relay, backpressure_bounds_memory_and_keeps_bytes_exact) {
     t::listener up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}));
     t::leak_check leaks(proxy);
-    fd_t c(t::connect_to(proxy.port(), v6()));
-    ASSERT_TRUE(c);
-    fd_t u(up.accept(5s)); // accepted, but not read from until the push is over
-    ASSERT_TRUE(u);
+    auto [c, u] = t::connect_through(proxy.port(), up,
+                                     v6()); // accepted, but not read from until the push is over
+    ASSERT_TRUE(c && u);
 
     const long base = t::rss_kib(proxy.pid());
     ASSERT_GT(base, 0);
