@@ -46,7 +46,7 @@ class HttpKeepAlive(Scenario):
 
     def __init__(self, quick: bool):
         super().__init__(quick)
-        self.seconds = 2 if quick else 5
+        self.seconds = 1 if quick else 5
         self.run_timeout = self.seconds + 60.0
 
     def describe(self) -> str:
