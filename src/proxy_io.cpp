@@ -41,11 +41,6 @@ std::error_code take(int fd, std::span<std::byte> out) {
 
 } // namespace
 
-connection_addresses addresses_of(const tcp_socket& socket) {
-    boost::system::error_code ignored;
-    return {socket.remote_endpoint(ignored), socket.local_endpoint(ignored)};
-}
-
 asio::awaitable<proxy_parse_result> receive_proxy_header(tcp_socket& client, const relay& control,
                                                          std::chrono::milliseconds timeout,
                                                          bool quickack) {

@@ -60,8 +60,6 @@ void session::launch(tcp_socket client, route_runtime& route, session_registry& 
 session::session(tcp_socket client, route_runtime& route, session_registry& registry,
                  route_stats* stats)
     : relay(std::move(client), route.relay, stats), route_(route) {
-    boost::system::error_code ignored;
-    client_address_ = this->client().remote_endpoint(ignored);
     registry.add(*this);
     if (stats != nullptr)
         stats->connections_total.add();
@@ -74,14 +72,21 @@ session::~session() {
 asio::awaitable<bool> session::set_up() {
     const auto& config = route_.config;
     sys::set_nodelay(client().native_handle(), config.client.nodelay);
-    connection_addresses addresses = addresses_of(client());
-    if (addresses.source.port() == 0) {
-        // getpeername failed: the client has reset the connection already (often while it
-        // waited to be accepted). Nothing is left to relay, and a PROXY header would claim
-        // the source 0.0.0.0:0.
+    // One getpeername per connection (a syscall each, and this runs for every connection):
+    // the local address only when a PROXY header will need it.
+    connection_addresses addresses;
+    boost::system::error_code ec;
+    addresses.source = client().remote_endpoint(ec);
+    if (ec) {
+        // The client has reset the connection already (often while it waited to be
+        // accepted). Nothing is left to relay, and a PROXY header would claim the source
+        // 0.0.0.0:0.
         abort(close_reason::client_reset);
         co_return false;
     }
+    client_address_ = addresses.source;
+    if (config.send_proxy != proxy_version::off)
+        addresses.destination = client().local_endpoint(ec);
     if (config.accept_proxy) {
         const auto header = co_await receive_proxy_header(
             client(), *this, proxy_header_timeout, config.client.quickack != quickack_mode::off);

@@ -25,9 +25,6 @@ struct connection_addresses {
     boost::asio::ip::tcp::endpoint destination;
 };
 
-/// The socket's own view: its peer and its local address.
-connection_addresses addresses_of(const tcp_socket& socket);
-
 /// Waits up to `timeout` for a PROXY header (v1 or v2) at the start of `client`'s stream and
 /// consumes exactly its bytes: whatever follows stays queued for the relay (the header's end
 /// is found with MSG_PEEK, so nothing after it is read early). Returns `complete` with the
