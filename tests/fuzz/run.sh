@@ -2,7 +2,8 @@
 # Builds one libFuzzer target and runs it for a bounded time on its seed corpus; fails (exit
 # status of libFuzzer, non-zero) on a finding, whose input is left in the artifacts directory.
 #   tests/fuzz/run.sh fuzz_config|fuzz_stats_http SECONDS [extra libFuzzer flags]
-# Environment: NODELAYD_FUZZ_BUILD (default build-fuzz), the build directory (clang-14).
+# Environment: NODELAYD_FUZZ_BUILD (default build-fuzz), the build directory (clang-14);
+# NODELAYD_FUZZ_PREBUILT=1 skips the build (several targets running at once, built before).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [[ $# -lt 2 ]]; then
@@ -16,9 +17,11 @@ seeds="tests/fuzz/corpus/$target"
 [[ -d "$seeds" ]] || { echo "fuzz: no corpus $seeds" >&2; exit 2; }
 build="${NODELAYD_FUZZ_BUILD:-build-fuzz}"
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=clang++-14 -DNODELAYD_FUZZ=ON -DNODELAYD_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" --target "$target"
+if [[ "${NODELAYD_FUZZ_PREBUILT:-}" != "1" ]]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_COMPILER=clang++-14 -DNODELAYD_FUZZ=ON -DNODELAYD_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$build" --target "$target"
+fi
 
 # New inputs go to a corpus of this build (first directory); the committed seeds stay as they
 # are (second directory). Findings go to the artifacts directory.
