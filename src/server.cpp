@@ -201,7 +201,7 @@ std::string server::status_text() const {
 
 void server::watch_signals() {
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
-        if (ec)
+        if (ec || finished_)
             return;
         if (sig == SIGHUP) {
             spdlog::info("received SIGHUP");
@@ -335,7 +335,7 @@ void server::tick() {
                               ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog / 2)
                               : std::chrono::milliseconds(5'000));
     ticker_.async_wait([this](const boost::system::error_code& ec) {
-        if (!ec)
+        if (!ec && !finished_)
             tick();
     });
 }
@@ -350,6 +350,7 @@ void server::run() {
         workers_[i]->start(std::move(initial_[i]), [this, &running, &guard] {
             if (--running == 0)
                 asio::post(control_, [this, &guard] {
+                    finished_ = true;
                     boost::system::error_code ignored;
                     signals_.cancel(ignored);
                     deadline_.cancel();

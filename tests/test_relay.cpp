@@ -638,6 +638,23 @@ TEST(lifecycle, sigterm_right_after_readiness_exits_zero) {
     }
 }
 
+// A tick of the status/watchdog timer already due when the last worker exited re-armed the
+// timer after the shutdown had cancelled it, so the daemon never exited (found by the TSan
+// suite: e2e_stats hung after SIGTERM about one run in ten). A 1 ms watchdog (a tick every
+// 0.5 ms, always due) made it certain.
+TEST(lifecycle, sigterm_exits_while_the_watchdog_ticks) {
+    echo_server up(false);
+    for (int i = 0; i < 5; ++i) {
+        t::proxy_process proxy(proxy_args(false, {up.port()}), 1, {"env", "WATCHDOG_USEC=1000"});
+        proxy.signal(SIGTERM);
+        const int status = proxy.wait_exit(5s);
+        ASSERT_EQ(status, 0) << "attempt " << i << ": status " << status
+                             << (status < 0 ? " (still running 5 s after SIGTERM)" : "")
+                             << "\nlog:\n"
+                             << proxy.log();
+    }
+}
+
 /// Write-write-read for `rounds` rounds with Nagle on at both test ends; returns seconds.
 double write_write_read(bool v6, const std::vector<std::string>& extra, int rounds) {
     t::listener up(v6);

@@ -86,6 +86,9 @@ private:
     std::vector<std::uint64_t> last_heartbeats_;
     bool handle_signals_;
     bool shutting_down_ = false;
+    // Every worker has exited. The ticker and the signal wait must not re-arm from now on:
+    // a completion already queued when they were cancelled still reports success.
+    bool finished_ = false;
     std::string status_note_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     std::unique_ptr<stats_server> stats_;
