@@ -53,8 +53,8 @@ struct relay::on_ready {
 
 relay::relay(tcp_socket client, const relay_settings& settings, route_stats* stats)
     : client_(std::move(client)),
-      upstream_(client_.get_executor()), client_state_{-1, false, &settings.client, {}},
-      upstream_state_{-1, false, &settings.upstream, {}},
+      upstream_(client_.get_executor()), client_state_{-1, false, &settings.client, {}, {}},
+      upstream_state_{-1, false, &settings.upstream, {}, {}},
       pumps_{pump(client_state_, upstream_state_, settings.buffer_size, stats,
                   direction::client_to_upstream, settings.splice),
              pump(upstream_state_, client_state_, settings.buffer_size, stats,
