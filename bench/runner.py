@@ -109,6 +109,7 @@ def run_scenario(sc: Scenario, targets: Sequence[str], reps: int,
                 eps[t] = stack.enter_context(
                     proxies.launcher(t, nodelayd_args, sc.capacity)
                     .start(0, host, port))
+                _pause(eps[t])
             except Exception as e:  # noqa: BLE001 - reported, others go on
                 error(t, f"start failed: {e}")
                 log(f"  {t}: start failed: {e}")
@@ -143,6 +144,25 @@ def run_scenario(sc: Scenario, targets: Sequence[str], reps: int,
             for m in sc.metrics]
 
 
+def _pause(ep) -> None:
+    if ep.proc is not None:
+        ep.proc.pause()
+
+
+@contextlib.contextmanager
+def _running(ep):
+    """Only the target being measured runs; the others wait paused (SIGSTOP).
+    Why: a peer that polls while idle (haproxy-busypoll spins a whole CPU) or
+    any daemon's timers would otherwise take CPU from the measured one, on a
+    machine where client, backend and proxy already share 2 CPUs."""
+    if ep.proc is not None:
+        ep.proc.resume()
+    try:
+        yield
+    finally:
+        _pause(ep)
+
+
 def _attempt(sc: Scenario, t: str, ep, failed: dict[str, str], what: str,
              fn, log: Callable[[str], None]):
     """fn(ep) under the scenario's deadline; on error, record it in
@@ -151,7 +171,7 @@ def _attempt(sc: Scenario, t: str, ep, failed: dict[str, str], what: str,
     if t in failed:
         return None
     try:
-        with deadline(sc.run_timeout, f"{sc.name}/{t}"):
+        with deadline(sc.run_timeout, f"{sc.name}/{t}"), _running(ep):
             return fn(ep)
     except Exception as e:  # noqa: BLE001 - reported, others go on
         msg = f"{what}: {type(e).__name__}: {e}"

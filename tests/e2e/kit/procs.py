@@ -67,12 +67,29 @@ class Proc:
         self._reader.start()
         return self
 
+    def pause(self) -> None:
+        """SIGSTOP the process group (a no-op once it has exited)."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the process group, undoing pause()."""
+        self._signal_group(signal.SIGCONT)
+
+    def _signal_group(self, sig: int) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> int | None:
         """SIGTERM, wait, then SIGKILL the group.  Returns the exit status."""
         p = self.popen
         if p is None:
             return None
         if p.poll() is None:
+            # A paused process would hold SIGTERM pending until the timeout.
+            self.resume()
             try:
                 p.send_signal(signal.SIGTERM)
             except ProcessLookupError:
