@@ -198,15 +198,16 @@ pump::wait_for pump::next_wait(bool can_read) const {
     return wait_for::write;
 }
 
-pump::wait_for pump::step() {
+pump::wait_for pump::step(bool last) {
     progressed_ = false;
     if (pipe_.read >= 0)
-        return splice_step();
+        return splice_step(last);
     if (!read_phase() || !write_phase())
         return wait_for::done;
     if (source_eof_ && queue_.empty()) {
         // FIN carries anything MSG_MORE held back, so no separate push is needed.
-        sys::shutdown_write(sink_.fd);
+        if (!last)
+            sys::shutdown_write(sink_.fd);
         return wait_for::done;
     }
     if (splice_ && bulk_ && queue_.empty()) {
@@ -223,7 +224,7 @@ pump::wait_for pump::step() {
 // Splice mode: fill the pipe from the source, drain it into the sink. No receive timestamps
 // or quickack here: a bulk source sends full segments, which the kernel ACKs every second one
 // anyway, and bulk transfer time is not the latency the histogram is about.
-pump::wait_for pump::splice_step() {
+pump::wait_for pump::splice_step(bool last) {
     constexpr std::uint32_t pipe_size = 64 * 1024; // Linux's default pipe capacity
     const std::uint32_t room = std::min(bound_, pipe_size);
     std::size_t in = 0;
@@ -263,7 +264,8 @@ pump::wait_for pump::splice_step() {
         corked_ = false;
     }
     if (source_eof_ && piped_ == 0) {
-        sys::shutdown_write(sink_.fd);
+        if (!last)
+            sys::shutdown_write(sink_.fd);
         sys::close_pipe(pipe_);
         return wait_for::done;
     }

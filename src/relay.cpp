@@ -60,12 +60,14 @@ relay::relay(tcp_socket client, const relay_settings& settings, route_stats* sta
              pump(upstream_state_, client_state_, settings.buffer_size, stats,
                   direction::upstream_to_client, settings.splice)} {}
 
-void relay::start() {
+void relay::start(bool client_stamped) {
     client_state_.fd = client_.native_handle();
     upstream_state_.fd = upstream_.native_handle();
-    if (stats() != nullptr)
-        for (auto* s : {&client_state_, &upstream_state_})
-            sys::enable_rx_timestamps(s->fd);
+    if (stats() != nullptr) {
+        if (!client_stamped)
+            sys::enable_rx_timestamps(client_state_.fd);
+        sys::enable_rx_timestamps(upstream_state_.fd);
+    }
     last_activity_ = std::chrono::steady_clock::now();
     started_ = true;
     // Posted, not run here: finished() must only ever come from a completion handler.
@@ -115,7 +117,7 @@ void relay::drive(std::size_t dir) {
     if (done_[dir])
         return; // a leftover wait of a finished direction
     pump& p = pumps_[dir];
-    const auto next = p.step();
+    const auto next = p.step(done_[dir == c2u ? u2c : c2u]);
     if (p.progressed())
         last_activity_ = std::chrono::steady_clock::now();
     tcp_socket& source = dir == c2u ? client_ : upstream_;

@@ -43,12 +43,12 @@ std::string name_of(const asio::ip::tcp::endpoint& ep) {
 } // namespace
 
 void session::launch(tcp_socket client, route_runtime& route, session_registry& registry,
-                     route_stats* stats) {
+                     route_stats* stats, sys::inherited_options inherited) {
     auto* s = new session(std::move(client), route, registry, stats);
     auto executor = s->client().get_executor();
     // The handler must not touch the session once the relay started: by the time it runs,
     // the relay may already have finished and deleted it.
-    asio::co_spawn(executor, s->set_up(), [s](const std::exception_ptr& e, bool relaying) {
+    asio::co_spawn(executor, s->set_up(inherited), [s](const std::exception_ptr& e, bool relaying) {
         if (relaying)
             return;
         if (e)
@@ -69,9 +69,11 @@ session::~session() {
     route_.active.fetch_sub(1, std::memory_order_relaxed);
 }
 
-asio::awaitable<bool> session::set_up() {
+asio::awaitable<bool> session::set_up(sys::inherited_options inherited) {
     const auto& config = route_.config;
-    sys::set_nodelay(client().native_handle(), config.client.nodelay);
+    // The listener's value differs after a reload changed the route's policy.
+    if (inherited.nodelay != config.client.nodelay)
+        sys::set_nodelay(client().native_handle(), config.client.nodelay);
     // One getpeername per connection (a syscall each, and this runs for every connection):
     // the local address only when a PROXY header will need it.
     connection_addresses addresses;
@@ -119,7 +121,7 @@ asio::awaitable<bool> session::set_up() {
     if (aborted())
         co_return false;
     sys::set_nodelay(upstream().native_handle(), config.upstream.nodelay);
-    start();
+    start(inherited.rx_timestamps);
     co_return true;
 }
 

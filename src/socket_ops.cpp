@@ -41,6 +41,15 @@ bool classify(ssize_t n, read_result& r) {
     return true;
 }
 
+// The option's value, or `otherwise` when it cannot be read.
+int get_int(int fd, int level, int name, int otherwise) {
+    int value = 0;
+    socklen_t size = sizeof value;
+    if (::getsockopt(fd, level, name, &value, &size) != 0)
+        return otherwise;
+    return value;
+}
+
 } // namespace
 
 std::error_code set_nodelay(int fd, bool on) {
@@ -153,6 +162,21 @@ std::error_code set_reset_on_close(int fd) {
 
 std::error_code enable_rx_timestamps(int fd) {
     return set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+}
+
+inherited_options set_listener_options(int fd, bool nodelay, bool rx_timestamps) {
+    inherited_options out;
+    out.nodelay = set_nodelay(fd, nodelay) ? !nodelay : nodelay;
+    out.rx_timestamps = rx_timestamps && !enable_rx_timestamps(fd);
+    return out;
+}
+
+inherited_options read_listener_options(int fd, bool nodelay) {
+    inherited_options out;
+    // Unreadable: the opposite of what is wanted, so that every socket gets it set.
+    out.nodelay = get_int(fd, IPPROTO_TCP, TCP_NODELAY, nodelay ? 0 : 1) != 0;
+    out.rx_timestamps = get_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 0) != 0;
+    return out;
 }
 
 std::int64_t realtime_ns() {

@@ -41,9 +41,12 @@ worker::staged_listener worker::bind(route_runtime& route) {
     throw_if(sys::set_reuse_port(acceptor.native_handle()), where + "setsockopt SO_REUSEPORT");
     acceptor.bind(route.listen, ec);
     throw_if(ec, where + "bind " + to_string(route.listen));
+    // Before listen(): a connection is cloned from the listener when its handshake ends.
+    const auto inherited = sys::set_listener_options(
+        acceptor.native_handle(), route.config.client.nodelay, route.stats != nullptr);
     acceptor.listen(asio::socket_base::max_listen_connections, ec);
     throw_if(ec, where + "listen " + to_string(route.listen));
-    return {std::move(acceptor), &route};
+    return {std::move(acceptor), &route, inherited};
 }
 
 worker::staged_listener worker::adopt(route_runtime& route, int fd) {
@@ -53,13 +56,18 @@ worker::staged_listener worker::adopt(route_runtime& route, int fd) {
     if (ec)
         ::close(fd);
     throw_if(ec, "route '" + route.config.name + "': adopt passed socket");
-    return {std::move(acceptor), &route};
+    // Read, not set: connections queued before the daemon started (the one that started it,
+    // under socket activation) were cloned with what the socket unit set (NoDelay=,
+    // Timestamping=); sockets whose options differ from the route's get them set.
+    const auto inherited =
+        sys::read_listener_options(acceptor.native_handle(), route.config.client.nodelay);
+    return {std::move(acceptor), &route, inherited};
 }
 
 void worker::spawn(std::vector<staged_listener> listeners) {
     for (auto& staged : listeners) {
-        const auto it =
-            listeners_.insert(listeners_.end(), {std::move(staged.acceptor), staged.route});
+        const auto it = listeners_.insert(
+            listeners_.end(), {std::move(staged.acceptor), staged.route, staged.inherited});
         asio::co_spawn(ctx_, accept_loop(it),
                        log_failure{"route=" + staged.route->config.name + " accept loop"});
     }
@@ -156,7 +164,7 @@ asio::awaitable<void> worker::accept_loop(std::list<listener>::iterator it) {
             client.close(ec);
             continue;
         }
-        session::launch(std::move(client), route, sessions_, stats);
+        session::launch(std::move(client), route, sessions_, stats, it->inherited);
     }
     listeners_.erase(it);
 }

@@ -62,8 +62,10 @@ public:
     /// Closes the pipe, if one is open.
     ~pump();
 
-    /// One round of non-blocking reads and at most one gathered write.
-    wait_for step();
+    /// One round of non-blocking reads and at most one gathered write. `last`: the other
+    /// direction is done, so the sockets close right after this one ends and close() sends
+    /// the FIN; the source's EOF then needs no shutdown(SHUT_WR) of its own.
+    wait_for step(bool last = false);
     /// Bytes written to the sink so far.
     [[nodiscard]] std::uint64_t bytes() const { return bytes_; }
     /// Whether any byte moved in the last step() (for idle timeouts).
@@ -84,7 +86,7 @@ public:
 private:
     bool read_phase();
     bool write_phase();
-    wait_for splice_step();
+    wait_for splice_step(bool last);
     [[nodiscard]] wait_for next_wait(bool can_read) const;
     void end_sink_turn();
     void wrote(std::size_t bytes, bool more);

@@ -81,8 +81,9 @@ public:
     /// The upstream socket: closed until the session connects it.
     tcp_socket& upstream() { return upstream_; }
     /// Starts relaying (both sockets connected); finished() follows once both directions
-    /// are done or abort() was called.
-    void start();
+    /// are done or abort() was called. `client_stamped`: the client socket has receive
+    /// timestamps on already (inherited from its listener).
+    void start(bool client_stamped = false);
     /// Ends the relay with `reason`: the first call wins and cancels every pending wait on
     /// both sockets. Safe at any time, also before start().
     void abort(close_reason reason);

@@ -6,6 +6,7 @@
 #include "nodelayd/block_pool.hpp"
 #include "nodelayd/relay.hpp"
 #include "nodelayd/route_runtime.hpp"
+#include "nodelayd/socket_ops.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/intrusive/list_hook.hpp>
@@ -26,9 +27,10 @@ class session final : public relay, public session_hook {
 public:
     /// Starts a session for an accepted `client` (already counted in route.active; the
     /// session uncounts itself when it ends) and registers it with `registry`. `stats` is
-    /// the worker's own copy for this route, or null when stats are off.
+    /// the worker's own copy for this route, or null when stats are off; `inherited`, what
+    /// the client socket got from its listener (options it need not set again).
     static void launch(tcp_socket client, route_runtime& route, session_registry& registry,
-                       route_stats* stats);
+                       route_stats* stats, sys::inherited_options inherited = {});
     /// Aborts the session when it has idled past its route's idle timeout (or the
     /// half-closed timeout, when one direction has finished) by `now`.
     void expire_if_idle(std::chrono::steady_clock::time_point now);
@@ -47,7 +49,7 @@ private:
             route_stats* stats);
     ~session();
     // Returns whether the relay started; if so, the relay owns the session's end.
-    boost::asio::awaitable<bool> set_up();
+    boost::asio::awaitable<bool> set_up(sys::inherited_options inherited);
     void finished() override;
     void close(close_reason reason);
 

@@ -54,6 +54,25 @@ read_result peek_some(int fd, std::span<std::byte> buffer);
 /// SO_TIMESTAMPNS: the kernel stamps every received segment (software RX time).
 std::error_code enable_rx_timestamps(int fd);
 
+/// The options a listening socket hands down: Linux copies TCP_NODELAY and SO_TIMESTAMPNS
+/// into every socket it accepts, so setting them once on the listener saves two setsockopt
+/// calls per connection.
+struct inherited_options {
+    /// Accepted sockets have TCP_NODELAY set to this.
+    bool nodelay = false;
+    /// Accepted sockets already have SO_TIMESTAMPNS on.
+    bool rx_timestamps = false;
+};
+
+/// Sets TCP_NODELAY on listener `fd` to `nodelay` and, with `rx_timestamps`, SO_TIMESTAMPNS;
+/// returns what its accepted sockets will have (an option that failed to set is reported
+/// as the opposite of what was asked, so that callers set it per socket instead).
+inherited_options set_listener_options(int fd, bool nodelay, bool rx_timestamps);
+
+/// What listener `fd` hands down as it is, without changing it (`nodelay`: the value wanted,
+/// so that an option that cannot be read is reported as its opposite).
+inherited_options read_listener_options(int fd, bool nodelay);
+
 /// CLOCK_REALTIME in nanoseconds: the clock receive timestamps use.
 std::int64_t realtime_ns();
 

@@ -6,6 +6,7 @@
 #include "nodelayd/asio_support.hpp"
 #include "nodelayd/route_runtime.hpp"
 #include "nodelayd/session_registry.hpp"
+#include "nodelayd/socket_ops.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -28,6 +29,8 @@ public:
         tcp_acceptor acceptor;
         /// The route it serves.
         route_runtime* route;
+        /// What the sockets it accepts inherit from it.
+        sys::inherited_options inherited;
     };
 
     /// Creates the io_context; the thread busy-polls for `busy_poll` after its last event.
@@ -64,6 +67,7 @@ private:
     struct listener {
         tcp_acceptor acceptor;
         route_runtime* route;
+        sys::inherited_options inherited;
     };
     void spawn(std::vector<staged_listener> listeners);
     boost::asio::awaitable<void> accept_loop(std::list<listener>::iterator it);
