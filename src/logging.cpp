@@ -1,7 +1,8 @@
 #include "nodelayd/logging.hpp"
 
+#include "nodelayd/log_sink.hpp"
+
 #include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <sys/stat.h>
@@ -13,6 +14,9 @@
 
 namespace nodelayd {
 namespace {
+
+// The default logger's sink, for flush_logs(); lives as long as the logger (the process).
+batching_sink* the_sink = nullptr;
 
 // "<N>" for the journal: sd-daemon(3) priority prefixes.
 class syslog_priority final : public spdlog::custom_flag_formatter {
@@ -64,7 +68,9 @@ bool stderr_is_journal() {
 }
 
 void setup_logging(const std::string& level) {
-    auto logger = spdlog::stderr_logger_mt("nodelayd");
+    auto sink = std::make_shared<batching_sink>(STDERR_FILENO);
+    the_sink = sink.get();
+    auto logger = std::make_shared<spdlog::logger>("nodelayd", std::move(sink));
     if (stderr_is_journal()) {
         auto formatter = std::make_unique<spdlog::pattern_formatter>();
         formatter->add_flag<syslog_priority>('*').set_pattern("%*%v");
@@ -73,8 +79,13 @@ void setup_logging(const std::string& level) {
         logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
     }
     logger->set_level(spdlog::level::from_str(level));
-    logger->flush_on(spdlog::level::info);
+    // No flush_on(): the sink writes each line at once, except where a worker's loop flushes.
     spdlog::set_default_logger(logger);
+}
+
+void flush_logs() {
+    if (the_sink != nullptr && the_sink->holding())
+        the_sink->flush();
 }
 
 } // namespace nodelayd

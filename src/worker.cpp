@@ -2,6 +2,8 @@
 
 #include "nodelayd/asio_support.hpp"
 #include "nodelayd/event_loop.hpp"
+#include "nodelayd/log_sink.hpp"
+#include "nodelayd/logging.hpp"
 #include "nodelayd/session.hpp"
 #include "nodelayd/socket_ops.hpp"
 
@@ -76,10 +78,15 @@ void worker::spawn(std::vector<staged_listener> listeners) {
 void worker::start(std::vector<staged_listener> listeners, std::function<void()> on_exit) {
     spawn(std::move(listeners));
     thread_ = std::thread([this, on_exit = std::move(on_exit)] {
-        try {
-            run_event_loop(ctx_, busy_poll_);
-        } catch (const std::exception& e) {
-            spdlog::critical("worker {} stopped: {}", index_, e.what());
+        {
+            // Session lines are written once per burst of handlers, not one write each.
+            const batching_sink::batched_logging batched;
+            try {
+                run_event_loop(ctx_, busy_poll_, flush_logs);
+            } catch (const std::exception& e) {
+                spdlog::critical("worker {} stopped: {}", index_, e.what());
+            }
+            flush_logs();
         }
         on_exit();
     });

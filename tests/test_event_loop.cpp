@@ -114,3 +114,40 @@ TEST(event_loop, busy_poll_spins_only_for_its_window) {
     EXPECT_LT(busy(0us), 20ms);
     EXPECT_GT(busy(10'000us), 50ms) << "no polling between events 2 ms apart";
 }
+
+namespace {
+int bursts = 0;
+void count_burst() {
+    ++bursts;
+}
+} // namespace
+
+// The hook marks the end of each burst of ready handlers: once for handlers that were all
+// ready together, again when later ones ran, and at least every 64 handlers.
+TEST(event_loop, after_burst_runs_once_per_burst_of_ready_handlers) {
+    for (const auto poll : {0us, 50us}) {
+        asio::io_context ctx(1);
+        bursts = 0;
+        int ran = 0;
+        for (int i = 0; i < 10; ++i)
+            asio::post(ctx, [&] { ++ran; });
+        run_event_loop(ctx, poll, count_burst);
+        EXPECT_EQ(ran, 10);
+        EXPECT_EQ(bursts, 1) << "busy-poll " << poll.count() << "us";
+
+        asio::io_context ctx2(1);
+        bursts = 0;
+        asio::steady_timer timer(ctx2, 20ms);
+        asio::post(ctx2, [] {});
+        timer.async_wait([](const boost::system::error_code&) {});
+        run_event_loop(ctx2, poll, count_burst);
+        EXPECT_EQ(bursts, 2) << "a handler 20 ms later is a burst of its own";
+
+        asio::io_context ctx3(1);
+        bursts = 0;
+        for (int i = 0; i < 200; ++i)
+            asio::post(ctx3, [] {});
+        run_event_loop(ctx3, poll, count_burst);
+        EXPECT_EQ(bursts, 4) << "200 ready handlers: bursts of 64, 64, 64 and 8";
+    }
+}

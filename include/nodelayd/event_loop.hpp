@@ -15,7 +15,10 @@ namespace nodelayd {
 /// Runs `ctx` on the calling thread until it runs out of work or is stopped, like
 /// io_context::run(). With `busy_poll` > 0, after each handler it keeps polling (non-blocking,
 /// yielding the CPU to other runnable threads between polls) until `busy_poll` has passed
-/// without any handler to run, and only then blocks for the next one.
-void run_event_loop(boost::asio::io_context& ctx, std::chrono::microseconds busy_poll);
+/// without any handler to run, and only then blocks for the next one. `after_burst`, when
+/// given, runs whenever the loop finds no handler ready after running some (and after 64 in
+/// a row): the end of a burst, where work held back for it (log lines) is handed on.
+void run_event_loop(boost::asio::io_context& ctx, std::chrono::microseconds busy_poll,
+                    void (*after_burst)() = nullptr);
 
 } // namespace nodelayd
