@@ -3,6 +3,11 @@
 #include <algorithm>
 
 namespace nodelayd {
+namespace {
+
+constexpr std::chrono::milliseconds drain_period(10);
+
+} // namespace
 
 std::chrono::milliseconds sweep_period(std::chrono::milliseconds timeout) {
     return std::clamp(timeout / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
@@ -20,7 +25,19 @@ void session_registry::abort_all(close_reason reason) {
         s.abort(reason);
 }
 
+void session_registry::drain() {
+    draining_ = true;
+    if (sessions_.empty()) {
+        timer_.cancel();
+        armed_ = false;
+    } else {
+        arm(drain_period);
+    }
+}
+
 void session_registry::arm(std::chrono::milliseconds period) {
+    if (draining_)
+        period = std::min(period, drain_period);
     const auto at = std::chrono::steady_clock::now() + period;
     if (armed_ && timer_.expiry() <= at)
         return;

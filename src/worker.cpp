@@ -122,6 +122,7 @@ void worker::stop_accepting() {
             boost::system::error_code ignored;
             l.acceptor.close(ignored);
         }
+        sessions_.drain();
     });
 }
 

@@ -602,6 +602,46 @@ TEST_P(relay, sigterm_stops_accepting_and_lets_open_sessions_finish) {
     EXPECT_NE(proxy.log().find("stopped"), std::string::npos) << proxy.log();
 }
 
+// Nothing but finished sessions' leftovers (the idle sweep's timer, armed for up to 1 s by
+// the last session) may keep a stopping daemon alive: it exits at once when no session is
+// open, and right after the last one ends. Seen failing before the registry drained its
+// timer: ~1 s in both cases.
+TEST_P(relay, sigterm_exits_promptly_once_no_session_is_left) {
+    echo_server up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    auto one_session = [&](const char* text) {
+        fd_t c(t::connect_to(proxy.port(), v6()));
+        EXPECT_TRUE(c);
+        expect_echo(c.get(), text);
+        return c;
+    };
+    {
+        fd_t c = one_session("gone before SIGTERM");
+        ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+        int err = -1;
+        EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+    }
+    ASSERT_TRUE(proxy.wait_for_log("close=completed", 5s)) << proxy.log();
+    auto t0 = steady_clock::now();
+    proxy.signal(SIGTERM);
+    EXPECT_EQ(proxy.wait_exit(5s), 0) << proxy.log();
+    EXPECT_LT(seconds_since(t0), 0.4) << "no session was open";
+
+    t::proxy_process second(proxy_args(v6(), {up.port()}));
+    fd_t c(t::connect_to(second.port(), v6()));
+    ASSERT_TRUE(c);
+    expect_echo(c.get(), "open during SIGTERM");
+    second.signal(SIGTERM);
+    ASSERT_TRUE(second.wait_for_log("shutting down", 5s)) << second.log();
+    std::this_thread::sleep_for(50ms);
+    ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+    int err = -1;
+    EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+    t0 = steady_clock::now();
+    EXPECT_EQ(second.wait_exit(5s), 0) << second.log();
+    EXPECT_LT(seconds_since(t0), 0.4) << "the last session had ended";
+}
+
 TEST_P(relay, shutdown_timeout_closes_lingering_sessions) {
     echo_server up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--shutdown-timeout", "500ms"}, "2"));
