@@ -16,6 +16,8 @@
 
 #include <unistd.h>
 
+#include <utility>
+
 namespace nodelayd {
 
 namespace asio = boost::asio;
@@ -143,6 +145,9 @@ asio::awaitable<void> worker::accept_loop(std::list<listener>::iterator it) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
     tcp_acceptor& acceptor = it->acceptor;
     asio::steady_timer backoff(ctx_);
+    // Out-of-descriptor pauses since the last warning, and when the next may be logged.
+    std::size_t pauses = 0;
+    auto next_warning = std::chrono::steady_clock::time_point::min();
     while (acceptor.is_open()) {
         auto [ec, client] = co_await acceptor.async_accept(use_tuple);
         if (ec == asio::error::operation_aborted || !acceptor.is_open())
@@ -152,8 +157,18 @@ asio::awaitable<void> worker::accept_loop(std::list<listener>::iterator it) {
         if (ec) {
             if (out_of_descriptors(ec)) {
                 // Retrying at once would spin: the pending connection stays in the backlog
-                // until a descriptor frees up.
-                spdlog::warn("route={} accept: {}; pausing 100ms", route.config.name, ec.message());
+                // until a descriptor frees up. Warned about at most every 10 s: under
+                // pressure an accept succeeds between pauses now and then, so a warning per
+                // episode would still come every 100 ms.
+                const auto now = std::chrono::steady_clock::now();
+                if (now >= next_warning) {
+                    spdlog::warn("route={} accept: {}; pausing 100ms ({} more pause(s) since "
+                                 "the last such warning; one per 10s at most)",
+                                 route.config.name, ec.message(), std::exchange(pauses, 0));
+                    next_warning = now + std::chrono::seconds(10);
+                } else {
+                    ++pauses;
+                }
                 backoff.expires_after(std::chrono::milliseconds(100));
                 co_await backoff.async_wait(use_tuple);
             } else {

@@ -340,8 +340,9 @@ TEST_P(faults, max_connections_admits_that_many_idle_sessions_then_resets) {
 
 // Under `prlimit --nofile=64:64` the daemon runs out of descriptors: accept() fails with
 // EMFILE while connections wait in the backlog. It must pause instead of retrying at once
-// (under 20% of a core over 2 s), and relay again once descriptors free up. Seen failing with
-// a daemon patched to retry accept at once (~100% of a core).
+// (under 20% of a core over 2 s), warn once (at most every 10 s) rather than every 100 ms,
+// and relay again once descriptors free up. Seen failing with a daemon patched to retry
+// accept at once (~100% of a core), and with one warning per pause (21 in the test).
 TEST_P(faults, out_of_descriptors_backs_off_then_recovers) {
     echo_server up(v6());
     t::proxy_process proxy(proxy_args(v6(), {up.port()}), 1, {"prlimit", "--nofile=64:64"});
@@ -359,7 +360,6 @@ TEST_P(faults, out_of_descriptors_backs_off_then_recovers) {
 
     // Clients keep waiting in the backlog: measure while the daemon cannot accept them. Its
     // log is drained meanwhile, so a spinning daemon is not held back by a full pipe.
-    const std::size_t pauses_before = t::count_of(proxy.log(), emfile);
     const double cpu0 = t::cpu_seconds(proxy.pid());
     const auto t0 = steady_clock::now();
     while (steady_clock::now() - t0 < 2s) {
@@ -367,12 +367,11 @@ TEST_P(faults, out_of_descriptors_backs_off_then_recovers) {
         std::this_thread::sleep_for(50ms);
     }
     const double cpu = (t::cpu_seconds(proxy.pid()) - cpu0) / seconds_since(t0);
-    const std::size_t pauses = t::count_of(proxy.log(), emfile) - pauses_before;
     std::cout << "[ out of descriptors ] " << clients.size() << " connections; daemon CPU "
-              << cpu * 100 << "% of a core, " << pauses << " accept pauses in 2 s\n";
+              << cpu * 100 << "% of a core\n";
     EXPECT_LT(cpu, 0.2) << "the daemon spins on accept";
-    EXPECT_GE(pauses, 1u) << "the daemon stopped retrying the backlog";
-    EXPECT_LE(pauses, 40u) << "accept retries without a pause";
+    // Warned about once (at most every 10 s), not once per 100 ms pause.
+    EXPECT_EQ(t::count_of(proxy.log(), emfile), 1u) << proxy.log();
 
     clients.clear();
     const auto deadline = steady_clock::now() + 10s;
