@@ -83,8 +83,8 @@ void worker::start(std::vector<staged_listener> listeners, std::function<void()>
     spawn(std::move(listeners));
     // The thread starts with SIGINT, SIGTERM and SIGHUP blocked (a new thread inherits the
     // mask), so the kernel hands them to the control thread, which waits for them in
-    // epoll_wait, and never to a worker that is busy-polling: under ThreadSanitizer a signal
-    // taken by such a thread was seen waiting over 10 s for its handler.
+    // epoll_wait, and never to a worker that is busy-polling (suspected, not confirmed, of
+    // delaying a SIGHUP's handler over 10 s under ThreadSanitizer, which defers handlers).
     sigset_t block{};
     sigset_t old{};
     ::sigemptyset(&block);
