@@ -62,6 +62,13 @@ server::server(const daemon_config& config, std::vector<std::unique_ptr<route_ru
         signals_.add(SIGTERM);
         signals_.add(SIGHUP);
         watch_signals();
+        // A blocked signal mask survives exec: a parent that blocked these while it forked
+        // (a supervisor, a script) would otherwise leave SIGTERM pending forever, unseen.
+        sigset_t handled{};
+        ::sigemptyset(&handled);
+        for (const int sig : {SIGINT, SIGTERM, SIGHUP})
+            ::sigaddset(&handled, sig);
+        ::pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
     }
     for (std::size_t i = 0; i < config_.threads; ++i)
         workers_.push_back(std::make_unique<worker>(i, config_.busy_poll));

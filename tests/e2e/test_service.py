@@ -113,6 +113,27 @@ class ServiceProtocol(E2ETestCase):
         notify.wait_for("STOPPING=1")
         self.assertEqual(proc.popen.wait(10), 0)
 
+    def test_signals_work_when_started_with_them_blocked(self):
+        # The signal mask is inherited through exec; a parent that blocked SIGTERM while it
+        # forked must not leave a daemon that never sees it.
+        notify = NotifySocket(self.tmp)
+        self.addCleanup(notify.close)
+        self.write_conf({"a": free_port()})
+        handled = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+        try:
+            proc = self.start([nodelayd.binary(), "--config", self.conf],
+                              {"NOTIFY_SOCKET": notify.path})
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        notify.wait_for("READY=1")
+        os.kill(proc.pid, signal.SIGHUP)
+        notify.wait_for("RELOADING=1")
+        notify.wait_for("READY=1")
+        os.kill(proc.pid, signal.SIGTERM)
+        notify.wait_for("STOPPING=1")
+        self.assertEqual(proc.popen.wait(10), 0)
+
     def test_watchdog_pings_at_half_the_interval(self):
         notify = NotifySocket(self.tmp)
         self.addCleanup(notify.close)
