@@ -59,6 +59,8 @@ cli_request parse_command_line(int argc, const char* const* argv) {
         "open sessions per route (default 10000)")(
         "splice", po::value<std::string>()->value_name("on|off"),
         "move bulk flows with splice(2), without copying them through user space (default on)")(
+        "pipe-size", po::value<std::string>()->value_name("SIZE"),
+        "kernel pipe per spliced direction: the bytes one splice(2) moves (default 1m)")(
         "buffer-size", po::value<std::string>()->value_name("SIZE"),
         "bytes buffered per direction before reading pauses (default 64k)")(
         "send-proxy", po::value<std::string>()->value_name("off|v1|v2"),

@@ -69,6 +69,11 @@ const std::map<std::string, route_setter>& route_setters() {
             r.max_connections = parse_count(v, 1, 10'000'000);
         };
         t["splice"] = [](route_config& r, const std::string& v) { r.splice = parse_switch(v); };
+        t["pipe-size"] = [](route_config& r, const std::string& v) {
+            r.pipe_size = parse_size(v);
+            if (r.pipe_size < 4096 || r.pipe_size > (256u << 20))
+                throw std::invalid_argument("'" + v + "' is out of range 4k..256m");
+        };
         t["buffer-size"] = [](route_config& r, const std::string& v) {
             r.buffer_size = parse_size(v);
             if (r.buffer_size < 4096 || r.buffer_size > (256u << 20))

@@ -6,14 +6,28 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 
 namespace nodelayd {
 
+namespace {
+
+constexpr std::uint32_t default_pipe_size = 64 * 1024; // Linux's default pipe capacity
+
+// 0 for no splice, else log2 of the capacity rounded up to a power of two in 4 KiB..1 GiB.
+std::uint8_t pipe_shift_for(std::size_t capacity) {
+    if (capacity == 0)
+        return 0;
+    return static_cast<std::uint8_t>(std::clamp<std::size_t>(std::bit_width(capacity - 1), 12, 30));
+}
+
+} // namespace
+
 pump::pump(socket_state& source, socket_state& sink, std::size_t bound, route_stats* stats,
-           direction dir, bool splice)
+           direction dir, std::size_t splice_pipe)
     : source_(source), sink_(sink), stats_(stats),
       bound_(static_cast<std::uint32_t>(std::min<std::size_t>(bound, UINT32_MAX))), dir_(dir),
-      splice_(splice) {}
+      pipe_shift_(pipe_shift_for(splice_pipe)) {}
 
 pump::~pump() {
     sys::close_pipe(pipe_);
@@ -210,23 +224,37 @@ pump::wait_for pump::step(bool last) {
             sys::shutdown_write(sink_.fd);
         return wait_for::done;
     }
-    if (splice_ && bulk_ && queue_.empty()) {
-        // A bulk flow with nothing queued: from here on its bytes can stay in the kernel.
-        pipe_ = sys::make_pipe();
-        if (pipe_.read >= 0 && !sys::set_nonblocking(source_.fd) && !sys::set_nonblocking(sink_.fd))
-            return wait_for::nothing;
-        sys::close_pipe(pipe_);
-        splice_ = false; // out of descriptors, most likely: keep copying
-    }
+    // A bulk flow with nothing queued: from here on its bytes can stay in the kernel.
+    if (pipe_shift_ != 0 && bulk_ && queue_.empty() && open_pipe())
+        return wait_for::nothing;
     return next_wait(!source_eof_ && queue_.size() < bound_);
+}
+
+// Returns whether splicing can start; if not, this direction keeps copying for good.
+bool pump::open_pipe() {
+    const std::size_t wanted = std::size_t{1} << pipe_shift_;
+    std::size_t granted = 0;
+    pipe_ = sys::make_pipe(wanted, granted);
+    // Over the user's pipe allowance the kernel hands out two-page pipes, which would cost a
+    // splice per 8 KiB: copying beats that.
+    if (pipe_.read >= 0 && granted >= std::min<std::size_t>(wanted, default_pipe_size) &&
+        !sys::set_nonblocking(source_.fd) && !sys::set_nonblocking(sink_.fd)) {
+        pipe_shift_ = pipe_shift_for(std::min(wanted, granted)); // what the kernel gave
+        return true;
+    }
+    sys::close_pipe(pipe_);
+    pipe_shift_ = 0; // out of descriptors or of pipe allowance
+    return false;
 }
 
 // Splice mode: fill the pipe from the source, drain it into the sink. No receive timestamps
 // or quickack here: a bulk source sends full segments, which the kernel ACKs every second one
 // anyway, and bulk transfer time is not the latency the histogram is about.
 pump::wait_for pump::splice_step(bool last) {
-    constexpr std::uint32_t pipe_size = 64 * 1024; // Linux's default pipe capacity
-    const std::uint32_t room = std::min(bound_, pipe_size);
+    // The pipe's capacity, not the buffer bound: one splice moves as much as the pipe holds,
+    // and each write to the sink is a wake-up of its reader. The pipe holds the source
+    // socket's own pages, taken from its receive queue, not copies.
+    const std::uint32_t room = std::uint32_t{1} << pipe_shift_;
     std::size_t in = 0;
     while (!source_eof_ && piped_ < room) {
         const auto r = sys::splice_some(source_.fd, pipe_.write, room - piped_, false);
@@ -269,8 +297,9 @@ pump::wait_for pump::splice_step(bool last) {
         sys::close_pipe(pipe_);
         return wait_for::done;
     }
-    if (piped_ == 0 && !source_has_more_ && in < room) {
-        // The flow slowed down: back to reads with timestamps and quickack.
+    if (piped_ == 0 && !source_has_more_ && in < std::min(bound_, room)) {
+        // The flow slowed down (less than would have filled the buffer): back to reads with
+        // timestamps and quickack.
         sys::close_pipe(pipe_);
         bulk_ = false;
     }

@@ -56,9 +56,9 @@ relay::relay(tcp_socket client, const relay_settings& settings, route_stats* sta
       upstream_(client_.get_executor()), client_state_{-1, false, &settings.client, {}, {}},
       upstream_state_{-1, false, &settings.upstream, {}, {}},
       pumps_{pump(client_state_, upstream_state_, settings.buffer_size, stats,
-                  direction::client_to_upstream, settings.splice),
+                  direction::client_to_upstream, settings.splice ? settings.pipe_size : 0),
              pump(upstream_state_, client_state_, settings.buffer_size, stats,
-                  direction::upstream_to_client, settings.splice)} {}
+                  direction::upstream_to_client, settings.splice ? settings.pipe_size : 0)} {}
 
 void relay::start(bool client_stamped) {
     client_state_.fd = client_.native_handle();

@@ -55,6 +55,7 @@ std::vector<std::unique_ptr<route_runtime>> resolve_routes(const daemon_config& 
                                    .upstream = rc.upstream,
                                    .buffer_size = rc.buffer_size,
                                    .splice = rc.splice,
+                                   .pipe_size = rc.pipe_size,
                                    .idle_timeout = rc.idle_timeout,
                                    .half_closed_timeout = rc.half_closed_timeout};
         // Textually different listen addresses can be the same socket address (127.1 and

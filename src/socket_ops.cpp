@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <ctime>
 #include <utility>
@@ -111,10 +113,15 @@ write_result write_gathered(int fd, std::span<const iovec> chunks, bool more) {
     }
 }
 
-pipe_fds make_pipe() {
+pipe_fds make_pipe(std::size_t capacity, std::size_t& granted) {
     int fds[2];
     if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
         return {};
+    int got =
+        ::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(std::min<std::size_t>(capacity, INT_MAX)));
+    if (got < 0)
+        got = ::fcntl(fds[1], F_GETPIPE_SZ);
+    granted = got > 0 ? static_cast<std::size_t>(got) : 0;
     return {fds[0], fds[1]};
 }
 

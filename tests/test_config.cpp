@@ -82,6 +82,7 @@ TEST(config, policy_flags_per_side) {
                                    {"upstream-nodelay", "off"},
                                    {"upstream-cork", "off"},
                                    {"buffer-size", "128k"},
+                                   {"pipe-size", "256k"},
                                    {"idle-timeout", "30s"},
                                    {"max-connections", "7"},
                                    {"threads", "3"}},
@@ -94,6 +95,7 @@ TEST(config, policy_flags_per_side) {
     EXPECT_EQ(r.upstream.cork, cork_mode::off);
     EXPECT_EQ(r.client.cork, cork_mode::automatic);
     EXPECT_EQ(r.buffer_size, 128u * 1024);
+    EXPECT_EQ(r.pipe_size, 256u * 1024);
     EXPECT_EQ(r.idle_timeout, 30s);
     EXPECT_EQ(r.max_connections, 7u);
     EXPECT_EQ(cfg.threads, 3u);
@@ -170,6 +172,7 @@ TEST(config, errors_name_the_key_and_problem) {
     expect_error(std::nullopt, with({"client-cork", "on"}), {"client-cork", "auto or off"});
     expect_error(std::nullopt, with({"idle-timeout", "soon"}), {"idle-timeout", "duration"});
     expect_error(std::nullopt, with({"buffer-size", "1k"}), {"buffer-size", "out of range"});
+    expect_error(std::nullopt, with({"pipe-size", "512m"}), {"pipe-size", "out of range"});
     expect_error(std::nullopt, with({"threads", "0"}), {"threads", "out of range"});
     expect_error(std::nullopt, with({"log-level", "loud"}), {"log-level", "loud"});
     expect_error(std::nullopt, {{"listen", "nohost"}, {"upstream", "h:2"}},

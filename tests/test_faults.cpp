@@ -410,7 +410,7 @@ TEST_P(faults, idle_timeout_closes_a_session_that_never_carried_a_byte) {
 // all. Seen failing with --idle-timeout 1m.
 TEST_P(faults, idle_timeout_closes_a_session_stalled_on_a_peer_that_stopped_reading) {
     t::listener up(v6());
-    t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--idle-timeout", "500ms"}));
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--idle-timeout", "1s"}));
     t::leak_check leaks(proxy);
     auto [c, u] = t::connect_through(proxy.port(), up, v6());
     ASSERT_TRUE(c && u);
@@ -430,10 +430,14 @@ TEST_P(faults, idle_timeout_closes_a_session_stalled_on_a_peer_that_stopped_read
         }
         ASSERT_LT(pushed, 256ull << 20) << "the stopped client never pushed back";
     }
+    // The upstream's last send is a late mark of the relay's last move: with the relay
+    // stopped, the kernel can still take bytes into its receive buffer, a zero window
+    // reopened by a probe ~200 ms later (seen: 0.3 s with a 1 MiB splice pipe). Hence the
+    // slack below the 1 s timeout.
     const auto t0 = last_progress;
     EXPECT_TRUE(proxy.wait_for_log("close=idle-timeout", 5s)) << proxy.log();
     const double took = seconds_since(t0);
-    EXPECT_GE(took, 0.3);
+    EXPECT_GE(took, 0.5);
     EXPECT_LT(took, 3.0);
     // Both peers learn it: the upstream's next write fails or its read ends.
     pollfd p{u.get(), POLLIN, 0};

@@ -242,7 +242,7 @@ TEST_F(pump_test, meter_records_latency_chunks_and_peer_stalls) {
 // EOF still becomes a half-close, and a flow that slows down goes back to copying (where
 // receive timestamps and quickack apply again).
 TEST_F(pump_test, bulk_flow_moves_by_splice_and_stays_byte_exact) {
-    pump p(source_state, sink_state, 64 * 1024, nullptr, direction::client_to_upstream, true);
+    pump p(source_state, sink_state, 64 * 1024, nullptr, direction::client_to_upstream, 64 * 1024);
     const auto data = pattern(8 << 20);
     std::thread writer([&] {
         std::size_t off = 0;
@@ -276,8 +276,54 @@ TEST_F(pump_test, bulk_flow_moves_by_splice_and_stays_byte_exact) {
     EXPECT_FALSE(p.splicing()) << "the pipe stays open after EOF";
 }
 
+// One splice moves up to the pipe's capacity, not the buffer bound: with a 1 MiB pipe and a
+// sink that stopped reading, the pipe fills past Linux's default 64 KiB; the bytes stay exact.
+TEST_F(pump_test, splice_pipe_holds_its_capacity_and_stays_byte_exact) {
+    constexpr std::size_t pipe_size = 1 << 20;
+    pump p(source_state, sink_state, 64 * 1024, nullptr, direction::client_to_upstream, pipe_size);
+    const int small = 32 * 1024;
+    ::setsockopt(sink.near, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    ::setsockopt(sink.far, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    const auto data = pattern(16 << 20);
+    std::size_t sent = 0;
+    auto feed = [&] {
+        for (ssize_t n; sent < data.size() && (n = ::send(source.far, data.data() + sent,
+                                                          data.size() - sent, MSG_DONTWAIT)) > 0;)
+            sent += static_cast<std::size_t>(n);
+    };
+    // Nobody reads the sink: the pump ends up waiting for it with a full pipe.
+    auto w = pump::wait_for::nothing;
+    for (int i = 0; i < 100'000 && w != pump::wait_for::write; ++i) {
+        feed();
+        w = p.step();
+        if (w == pump::wait_for::read || w == pump::wait_for::read_or_write)
+            wait_readable(source.near, 10);
+    }
+    ASSERT_EQ(w, pump::wait_for::write);
+    EXPECT_TRUE(p.splicing());
+    EXPECT_GT(p.queued(), std::size_t{64} * 1024) << "the pipe kept the default capacity";
+    EXPECT_LE(p.queued(), pipe_size);
+    // Now the sink reads everything; the source sends the rest and EOF.
+    std::string got;
+    char buf[65536];
+    for (int i = 0; i < 100'000 && w != pump::wait_for::done; ++i) {
+        feed();
+        if (sent == data.size())
+            ::shutdown(source.far, SHUT_WR);
+        w = p.step();
+        for (ssize_t n; (n = ::recv(sink.far, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+            got.append(buf, static_cast<std::size_t>(n));
+        if (w == pump::wait_for::read)
+            wait_readable(source.near, 10);
+    }
+    EXPECT_EQ(w, pump::wait_for::done);
+    got += read_available(sink.far);
+    EXPECT_EQ(got.size(), data.size());
+    EXPECT_TRUE(got == data) << "bytes differ";
+}
+
 TEST_F(pump_test, small_messages_never_splice) {
-    pump p(source_state, sink_state, 64 * 1024, nullptr, direction::client_to_upstream, true);
+    pump p(source_state, sink_state, 64 * 1024, nullptr, direction::client_to_upstream, 64 * 1024);
     for (int i = 0; i < 20; ++i) {
         write_all(source.far, "ping " + std::to_string(i));
         ASSERT_TRUE(wait_readable(source.near));

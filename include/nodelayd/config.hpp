@@ -49,6 +49,8 @@ struct route_config {
     std::size_t buffer_size = std::size_t{64} * 1024;
     /// Bulk flows move with splice(2), kernel-side, while they fill the buffer.
     bool splice = true;
+    /// Capacity asked of each splice pipe (F_SETPIPE_SZ): the bytes one splice(2) moves.
+    std::size_t pipe_size = std::size_t{1} << 20;
     /// PROXY protocol header sent to the upstream before any relayed byte.
     proxy_version send_proxy = proxy_version::off;
     /// Clients must start with a PROXY protocol header (from a trusted proxy in front), whose

@@ -53,10 +53,11 @@ public:
     /// Reads `source` and writes `sink` under their policies, queueing at most `bound` bytes.
     /// With `stats`, reads take kernel receive timestamps and every write records in `dir`'s
     /// metrics (the source's peer side for stalls, the sink's for writes and chunks). With
-    /// `splice`, a bulk flow (a source that fills the whole buffer) moves through a pipe with
+    /// `splice_pipe` > 0, a bulk flow (a source that fills the whole buffer) moves through a
+    /// pipe of that capacity (rounded up to a power of two, as the kernel does) with
     /// splice(2) instead, never copied through user space, until it slows down.
     pump(socket_state& source, socket_state& sink, std::size_t bound, route_stats* stats = nullptr,
-         direction dir = direction::client_to_upstream, bool splice = false);
+         direction dir = direction::client_to_upstream, std::size_t splice_pipe = 0);
     pump(const pump&) = delete;
     pump& operator=(const pump&) = delete;
     /// Closes the pipe, if one is open.
@@ -86,6 +87,7 @@ public:
 private:
     bool read_phase();
     bool write_phase();
+    bool open_pipe();
     wait_for splice_step(bool last);
     [[nodiscard]] wait_for next_wait(bool can_read) const;
     void end_sink_turn();
@@ -105,8 +107,8 @@ private:
     std::uint32_t piped_ = 0; // bytes in the pipe
     sys::pipe_fds pipe_;      // open only while splicing
     direction dir_;
-    bool splice_;
-    bool bulk_ = false; // the last read phase filled the whole buffer
+    std::uint8_t pipe_shift_; // log2 of the pipe capacity to ask for; 0: no splice
+    bool bulk_ = false;       // the last read phase filled the whole buffer
     bool source_eof_ = false;
     bool source_has_more_ = false;
     bool sink_blocked_ = false;

@@ -47,6 +47,8 @@ struct relay_settings {
     std::size_t buffer_size = std::size_t{64} * 1024;
     /// Move bulk flows with splice(2) (no copy through user space).
     bool splice = true;
+    /// Capacity asked of each splice pipe.
+    std::size_t pipe_size = std::size_t{1} << 20;
     /// Close the session after this long with no bytes moving.
     std::chrono::milliseconds idle_timeout{600'000};
     /// Close a session with one direction finished after this long with no bytes moving.

@@ -104,8 +104,11 @@ struct pipe_fds {
     int write = -1;
 };
 
-/// Creates a non-blocking, close-on-exec pipe; {-1, -1} on failure (e.g. out of descriptors).
-pipe_fds make_pipe();
+/// Creates a non-blocking, close-on-exec pipe and asks for `capacity` bytes (F_SETPIPE_SZ);
+/// `granted` gets what the kernel gave: the default 64 KiB when the ask is refused (above
+/// fs.pipe-max-size without CAP_SYS_RESOURCE), 8 KiB when the user is over
+/// fs.pipe-user-pages-soft. {-1, -1} on failure (e.g. out of descriptors).
+pipe_fds make_pipe(std::size_t capacity, std::size_t& granted);
 
 /// Closes both ends (those open) and marks them closed.
 void close_pipe(pipe_fds& p);

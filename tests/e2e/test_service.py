@@ -38,8 +38,9 @@ class NotifySocket:
         self.sock.bind(self.path)
         self.messages: list[str] = []
 
-    def wait_for(self, field: str, timeout: float = 10.0) -> str:
-        """Receives until a message holds `field` (e.g. "READY=1"); returns it."""
+    def wait_for(self, field: str, timeout: float = 10.0, proc=None) -> str:
+        """Receives until a message holds `field` (e.g. "READY=1"); returns it.  With
+        `proc`, a timeout shows the daemon's last log lines."""
         deadline = time.monotonic() + timeout
         while True:
             for m in self.messages:
@@ -48,7 +49,9 @@ class NotifySocket:
                     return m
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no {field} from nodelayd within {timeout}s")
+                log = "\n".join(proc.lines) if proc is not None else "(not captured)"
+                raise AssertionError(f"no {field} from nodelayd within {timeout}s; "
+                                     f"its log:\n{log}")
             self.sock.settimeout(left)
             try:
                 self.messages.append(self.sock.recv(4096).decode())
@@ -106,7 +109,7 @@ class ServiceProtocol(E2ETestCase):
         self.assertIn("STATUS=", ready)
         self.assertEqual(echo_once(port), b"ping")  # READY means it accepts
         os.kill(proc.pid, signal.SIGHUP)
-        reloading = notify.wait_for("RELOADING=1")
+        reloading = notify.wait_for("RELOADING=1", proc=proc)
         self.assertRegex(reloading, r"MONOTONIC_USEC=\d+")
         notify.wait_for("READY=1")
         os.kill(proc.pid, signal.SIGTERM)
@@ -236,8 +239,8 @@ class ServiceProtocol(E2ETestCase):
         with open(self.conf, "a") as f:
             f.write("\n[route.bad]\nlisten = 127.0.0.1:notaport\nupstream = x:1\n")
         os.kill(proc.pid, signal.SIGHUP)
-        notify.wait_for("RELOADING=1")
-        ready = notify.wait_for("READY=1")
+        notify.wait_for("RELOADING=1", proc=proc)
+        ready = notify.wait_for("READY=1", proc=proc)
         self.assertIn("reload failed", ready)
         proc.wait_for_line(re.compile(r"reload failed; still serving .*notaport"), 10)
         self.assertEqual(echo_once(port), b"ping")
