@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <utility>
@@ -320,6 +322,64 @@ TEST_F(pump_test, splice_pipe_holds_its_capacity_and_stays_byte_exact) {
     got += read_available(sink.far);
     EXPECT_EQ(got.size(), data.size());
     EXPECT_TRUE(got == data) << "bytes differ";
+}
+
+// An unprivileged daemon (the unit's DynamicUser) past its pipe allowance
+// (fs.pipe-user-pages-soft) gets two-page pipes, one splice per 8 KiB: the flow is copied
+// instead, byte-exact. Runs in a child under a uid of its own, which takes the allowance.
+TEST_F(pump_test, bulk_flow_is_copied_when_the_kernel_only_grants_small_pipes) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root to switch to a uid of its own";
+    EXPECT_EXIT(
+        {
+            constexpr uid_t own_uid = 54321; // no other process runs under it
+            if (::setgid(own_uid) != 0 || ::setuid(own_uid) != 0)
+                std::_Exit(2);
+            bool limited = false;
+            for (int i = 0; i < 1000 && !limited; ++i) {
+                int fds[2];
+                if (::pipe2(fds, O_CLOEXEC) != 0)
+                    std::_Exit(3);
+                limited = ::fcntl(fds[1], F_GETPIPE_SZ) < 65536;
+                if (limited) {
+                    ::close(fds[0]);
+                    ::close(fds[1]);
+                } else {
+                    ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20); // kept open: uses the allowance
+                }
+            }
+            if (!limited) {
+                std::fprintf(stderr, "the pipe allowance was never reached\n");
+                std::_Exit(4);
+            }
+            pump p(source_state, sink_state, 64 * 1024, nullptr, direction::client_to_upstream,
+                   1 << 20);
+            const auto data = pattern(8 << 20);
+            std::size_t sent = 0;
+            std::string got;
+            char buf[65536];
+            bool spliced = false;
+            auto w = pump::wait_for::nothing;
+            for (int i = 0; i < 100'000 && w != pump::wait_for::done; ++i) {
+                for (ssize_t n;
+                     sent < data.size() && (n = ::send(source.far, data.data() + sent,
+                                                       data.size() - sent, MSG_DONTWAIT)) > 0;)
+                    sent += static_cast<std::size_t>(n);
+                if (sent == data.size())
+                    ::shutdown(source.far, SHUT_WR);
+                w = p.step();
+                spliced = spliced || p.splicing();
+                for (ssize_t n; (n = ::recv(sink.far, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+                    got.append(buf, static_cast<std::size_t>(n));
+                if (w == pump::wait_for::read)
+                    wait_readable(source.near, 10);
+            }
+            got += read_available(sink.far);
+            std::fprintf(stderr, "done=%d spliced=%d bytes=%zu exact=%d\n",
+                         w == pump::wait_for::done, spliced, got.size(), got == data);
+            std::_Exit(w == pump::wait_for::done && !spliced && got == data ? 0 : 1);
+        },
+        ::testing::ExitedWithCode(0), "");
 }
 
 TEST_F(pump_test, small_messages_never_splice) {
