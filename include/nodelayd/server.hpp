@@ -10,8 +10,9 @@
 #include "nodelayd/worker.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <sys/signalfd.h>
 
 #include <atomic>
 #include <functional>
@@ -81,7 +82,8 @@ private:
     boost::asio::io_context control_;
     boost::asio::steady_timer deadline_;
     boost::asio::steady_timer ticker_;
-    boost::asio::signal_set signals_;
+    boost::asio::posix::stream_descriptor signals_; // a signalfd
+    signalfd_siginfo signal_info_{};
     std::vector<std::atomic<std::uint64_t>> heartbeats_;
     std::vector<std::uint64_t> last_heartbeats_;
     bool handle_signals_;
