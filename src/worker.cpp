@@ -82,9 +82,8 @@ void worker::spawn(std::vector<staged_listener> listeners) {
 void worker::start(std::vector<staged_listener> listeners, std::function<void()> on_exit) {
     spawn(std::move(listeners));
     // The thread starts with SIGINT, SIGTERM and SIGHUP blocked (a new thread inherits the
-    // mask), so the kernel hands them to the control thread, which waits for them in
-    // epoll_wait, and never to a worker that is busy-polling (suspected, not confirmed, of
-    // delaying a SIGHUP's handler over 10 s under ThreadSanitizer, which defers handlers).
+    // mask): the server reads them from a signalfd, and a worker must never take one, also
+    // in a process whose other threads do not block them (tests embedding a server).
     sigset_t block{};
     sigset_t old{};
     ::sigemptyset(&block);
