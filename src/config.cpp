@@ -49,6 +49,14 @@ void add_upstreams(route_config& r, const std::string& value) {
     }
 }
 
+// A per-direction buffer or pipe: 4k..256m.
+std::size_t parse_buffer_size(const std::string& v) {
+    const std::size_t size = parse_size(v);
+    if (size < 4096 || size > (256u << 20))
+        throw std::invalid_argument("'" + v + "' is out of range 4k..256m");
+    return size;
+}
+
 const std::map<std::string, route_setter>& route_setters() {
     static const auto table = [] {
         std::map<std::string, route_setter> t;
@@ -70,14 +78,10 @@ const std::map<std::string, route_setter>& route_setters() {
         };
         t["splice"] = [](route_config& r, const std::string& v) { r.splice = parse_switch(v); };
         t["pipe-size"] = [](route_config& r, const std::string& v) {
-            r.pipe_size = parse_size(v);
-            if (r.pipe_size < 4096 || r.pipe_size > (256u << 20))
-                throw std::invalid_argument("'" + v + "' is out of range 4k..256m");
+            r.pipe_size = parse_buffer_size(v);
         };
         t["buffer-size"] = [](route_config& r, const std::string& v) {
-            r.buffer_size = parse_size(v);
-            if (r.buffer_size < 4096 || r.buffer_size > (256u << 20))
-                throw std::invalid_argument("'" + v + "' is out of range 4k..256m");
+            r.buffer_size = parse_buffer_size(v);
         };
         t["send-proxy"] = [](route_config& r, const std::string& v) {
             r.send_proxy = parse_proxy_version(v);

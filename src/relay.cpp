@@ -37,6 +37,11 @@ namespace {
 constexpr auto c2u = static_cast<std::size_t>(direction::client_to_upstream);
 constexpr auto u2c = static_cast<std::size_t>(direction::upstream_to_client);
 
+// What each pump asks of a splice pipe; 0 turns splicing off.
+std::size_t splice_pipe(const relay_settings& settings) {
+    return settings.splice ? settings.pipe_size : 0;
+}
+
 } // namespace
 
 // The completion handler of every wait and posted step: small and trivially copyable, so
@@ -56,9 +61,9 @@ relay::relay(tcp_socket client, const relay_settings& settings, route_stats* sta
       upstream_(client_.get_executor()), client_state_{-1, false, &settings.client, {}, {}},
       upstream_state_{-1, false, &settings.upstream, {}, {}},
       pumps_{pump(client_state_, upstream_state_, settings.buffer_size, stats,
-                  direction::client_to_upstream, settings.splice ? settings.pipe_size : 0),
+                  direction::client_to_upstream, splice_pipe(settings)),
              pump(upstream_state_, client_state_, settings.buffer_size, stats,
-                  direction::upstream_to_client, settings.splice ? settings.pipe_size : 0)} {}
+                  direction::upstream_to_client, splice_pipe(settings))} {}
 
 void relay::start(bool client_stamped) {
     client_state_.fd = client_.native_handle();

@@ -64,10 +64,7 @@ server::server(const daemon_config& config, std::vector<std::unique_ptr<route_ru
         // asynchronous handlers, ThreadSanitizer deferred a SIGTERM past a test's 5 s.) Set
         // up before anything is bound or logged: a SIGTERM that arrives as soon as the daemon
         // looks ready must still mean a graceful exit, not the default action.
-        sigset_t handled{};
-        ::sigemptyset(&handled);
-        for (const int sig : {SIGINT, SIGTERM, SIGHUP})
-            ::sigaddset(&handled, sig);
+        const sigset_t handled = sys::handled_signals();
         ::pthread_sigmask(SIG_BLOCK, &handled, nullptr);
         const int fd = ::signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
         if (fd < 0)

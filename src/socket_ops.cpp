@@ -217,4 +217,12 @@ std::error_code set_reuse_port(int fd) {
     return set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
 }
 
+sigset_t handled_signals() {
+    sigset_t set{};
+    ::sigemptyset(&set);
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP})
+        ::sigaddset(&set, sig);
+    return set;
+}
+
 } // namespace nodelayd::sys

@@ -84,11 +84,8 @@ void worker::start(std::vector<staged_listener> listeners, std::function<void()>
     // The thread starts with SIGINT, SIGTERM and SIGHUP blocked (a new thread inherits the
     // mask): the server reads them from a signalfd, and a worker must never take one, also
     // in a process whose other threads do not block them (tests embedding a server).
-    sigset_t block{};
+    const sigset_t block = sys::handled_signals();
     sigset_t old{};
-    ::sigemptyset(&block);
-    for (const int sig : {SIGINT, SIGTERM, SIGHUP})
-        ::sigaddset(&block, sig);
     ::pthread_sigmask(SIG_BLOCK, &block, &old);
     thread_ = std::thread([this, on_exit = std::move(on_exit)] {
         {

@@ -102,6 +102,41 @@ pump::wait_for run_until_done(pump& p, int source_fd) {
     return pump::wait_for::nothing;
 }
 
+// Sends `data` from `sent` on, as much as the socket takes without blocking.
+void feed(int fd, const std::string& data, std::size_t& sent) {
+    for (ssize_t n; sent < data.size() &&
+                    (n = ::send(fd, data.data() + sent, data.size() - sent, MSG_DONTWAIT)) > 0;)
+        sent += static_cast<std::size_t>(n);
+}
+
+// What the far end of the sink got once a flow ran to its end.
+struct flow_end {
+    pump::wait_for last = pump::wait_for::nothing;
+    std::string got;
+    bool spliced = false;
+};
+
+// Feeds the rest of `data` and then EOF into the source while stepping the pump and reading
+// the sink, until the pump is done (or gives up after many steps).
+flow_end run_flow_to_end(pump& p, const tcp_pair& source, const tcp_pair& sink,
+                         const std::string& data, std::size_t& sent) {
+    flow_end end;
+    char buf[65536];
+    for (int i = 0; i < 100'000 && end.last != pump::wait_for::done; ++i) {
+        feed(source.far, data, sent);
+        if (sent == data.size())
+            ::shutdown(source.far, SHUT_WR);
+        end.last = p.step();
+        end.spliced = end.spliced || p.splicing();
+        for (ssize_t n; (n = ::recv(sink.far, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+            end.got.append(buf, static_cast<std::size_t>(n));
+        if (end.last == pump::wait_for::read)
+            wait_readable(source.near, 10);
+    }
+    end.got += read_available(sink.far);
+    return end;
+}
+
 } // namespace
 
 class pump_test : public ::testing::Test {
@@ -288,15 +323,10 @@ TEST_F(pump_test, splice_pipe_holds_its_capacity_and_stays_byte_exact) {
     ::setsockopt(sink.far, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     const auto data = pattern(16 << 20);
     std::size_t sent = 0;
-    auto feed = [&] {
-        for (ssize_t n; sent < data.size() && (n = ::send(source.far, data.data() + sent,
-                                                          data.size() - sent, MSG_DONTWAIT)) > 0;)
-            sent += static_cast<std::size_t>(n);
-    };
     // Nobody reads the sink: the pump ends up waiting for it with a full pipe.
     auto w = pump::wait_for::nothing;
     for (int i = 0; i < 100'000 && w != pump::wait_for::write; ++i) {
-        feed();
+        feed(source.far, data, sent);
         w = p.step();
         if (w == pump::wait_for::read || w == pump::wait_for::read_or_write)
             wait_readable(source.near, 10);
@@ -306,22 +336,10 @@ TEST_F(pump_test, splice_pipe_holds_its_capacity_and_stays_byte_exact) {
     EXPECT_GT(p.queued(), std::size_t{64} * 1024) << "the pipe kept the default capacity";
     EXPECT_LE(p.queued(), pipe_size);
     // Now the sink reads everything; the source sends the rest and EOF.
-    std::string got;
-    char buf[65536];
-    for (int i = 0; i < 100'000 && w != pump::wait_for::done; ++i) {
-        feed();
-        if (sent == data.size())
-            ::shutdown(source.far, SHUT_WR);
-        w = p.step();
-        for (ssize_t n; (n = ::recv(sink.far, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
-            got.append(buf, static_cast<std::size_t>(n));
-        if (w == pump::wait_for::read)
-            wait_readable(source.near, 10);
-    }
-    EXPECT_EQ(w, pump::wait_for::done);
-    got += read_available(sink.far);
-    EXPECT_EQ(got.size(), data.size());
-    EXPECT_TRUE(got == data) << "bytes differ";
+    const auto end = run_flow_to_end(p, source, sink, data, sent);
+    EXPECT_EQ(end.last, pump::wait_for::done);
+    EXPECT_EQ(end.got.size(), data.size());
+    EXPECT_TRUE(end.got == data) << "bytes differ";
 }
 
 // An unprivileged daemon (the unit's DynamicUser) past its pipe allowance
@@ -356,28 +374,11 @@ TEST_F(pump_test, bulk_flow_is_copied_when_the_kernel_only_grants_small_pipes) {
                    1 << 20);
             const auto data = pattern(8 << 20);
             std::size_t sent = 0;
-            std::string got;
-            char buf[65536];
-            bool spliced = false;
-            auto w = pump::wait_for::nothing;
-            for (int i = 0; i < 100'000 && w != pump::wait_for::done; ++i) {
-                for (ssize_t n;
-                     sent < data.size() && (n = ::send(source.far, data.data() + sent,
-                                                       data.size() - sent, MSG_DONTWAIT)) > 0;)
-                    sent += static_cast<std::size_t>(n);
-                if (sent == data.size())
-                    ::shutdown(source.far, SHUT_WR);
-                w = p.step();
-                spliced = spliced || p.splicing();
-                for (ssize_t n; (n = ::recv(sink.far, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
-                    got.append(buf, static_cast<std::size_t>(n));
-                if (w == pump::wait_for::read)
-                    wait_readable(source.near, 10);
-            }
-            got += read_available(sink.far);
-            std::fprintf(stderr, "done=%d spliced=%d bytes=%zu exact=%d\n",
-                         w == pump::wait_for::done, spliced, got.size(), got == data);
-            std::_Exit(w == pump::wait_for::done && !spliced && got == data ? 0 : 1);
+            const auto end = run_flow_to_end(p, source, sink, data, sent);
+            const bool done = end.last == pump::wait_for::done;
+            std::fprintf(stderr, "done=%d spliced=%d bytes=%zu exact=%d\n", done, end.spliced,
+                         end.got.size(), end.got == data);
+            std::_Exit(done && !end.spliced && end.got == data ? 0 : 1);
         },
         ::testing::ExitedWithCode(0), "");
 }

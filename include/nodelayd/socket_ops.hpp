@@ -5,6 +5,7 @@
 
 #include <sys/uio.h>
 
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -135,5 +136,8 @@ std::error_code set_reset_on_close(int fd);
 
 /// Enables SO_REUSEPORT (one listener per worker thread on the same address).
 std::error_code set_reuse_port(int fd);
+
+/// SIGINT, SIGTERM and SIGHUP: the signals the daemon handles (on the control loop only).
+sigset_t handled_signals();
 
 } // namespace nodelayd::sys
