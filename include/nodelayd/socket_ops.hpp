@@ -122,7 +122,8 @@ std::error_code set_nonblocking(int fd);
 /// (MSG_MORE on a socket). EOF and would-block are reported as by read_some().
 read_result splice_some(int from, int to, std::size_t max, bool more);
 
-/// Hands all of `chunks` to the kernel in one sendmsg; `more` sets MSG_MORE.
+/// Hands all of `chunks` to the kernel in one sendmsg (send for a single chunk); `more` sets
+/// MSG_MORE.
 write_result write_gathered(int fd, std::span<const iovec> chunks, bool more);
 
 /// Sends whatever MSG_MORE left in the socket's queue, honouring Nagle if it is on.
