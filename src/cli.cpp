@@ -67,7 +67,10 @@ cli_request parse_command_line(int argc, const char* const* argv) {
         "send a PROXY protocol header with the client's address to the upstream (default off)")(
         "accept-proxy", po::value<std::string>()->value_name("on|off"),
         "clients must start with a PROXY protocol header, whose address then counts as the "
-        "client's (default off)");
+        "client's (default off)")(
+        "log-sessions", po::value<std::string>()->value_name("on|errors|off"),
+        "a log line per closed session: every one, only those that did not end normally, or "
+        "none (default on)");
 
     po::options_description all;
     all.add(general).add(route).add(policy);

@@ -89,6 +89,9 @@ const std::map<std::string, route_setter>& route_setters() {
         t["accept-proxy"] = [](route_config& r, const std::string& v) {
             r.accept_proxy = parse_switch(v);
         };
+        t["log-sessions"] = [](route_config& r, const std::string& v) {
+            r.log_sessions = parse_session_log(v);
+        };
         return t;
     }();
     return table;

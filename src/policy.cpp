@@ -16,13 +16,15 @@ cork_mode parse_cork_mode(std::string_view text) {
 }
 
 quickack_mode parse_quickack_mode(std::string_view text) {
-    if (text == "auto")
+    switch (parse_tristate(text, "auto")) {
+    case tristate::on:
+        return quickack_mode::on;
+    case tristate::third:
         return quickack_mode::automatic;
-    try {
-        return parse_switch(text) ? quickack_mode::on : quickack_mode::off;
-    } catch (const std::invalid_argument&) {
-        throw std::invalid_argument("'" + std::string(text) + "' is not on, auto or off");
+    case tristate::off:
+        break;
     }
+    return quickack_mode::off;
 }
 
 std::string_view to_string(quickack_mode mode) {

@@ -38,6 +38,17 @@ bool parse_switch(std::string_view text) {
     throw std::invalid_argument("'" + std::string(text) + "' is not on or off");
 }
 
+tristate parse_tristate(std::string_view text, std::string_view third) {
+    if (lower(text) == lower(third))
+        return tristate::third;
+    try {
+        return parse_switch(text) ? tristate::on : tristate::off;
+    } catch (const std::invalid_argument&) {
+        throw std::invalid_argument("'" + std::string(text) + "' is not on, " + std::string(third) +
+                                    " or off");
+    }
+}
+
 std::chrono::milliseconds parse_duration(std::string_view text) {
     const char* what = "a duration (e.g. 500ms, 5s, 2m, 1h)";
     const auto [value, unit] = number_and_unit(text, what);

@@ -123,6 +123,22 @@ TEST(config, layers_defaults_then_file_globals_then_route_then_command_line) {
         EXPECT_EQ(r.connect_timeout, 1s); // command line beats everything
 }
 
+TEST(config, log_sessions_key) {
+    const auto file =
+        file_with({{"log-sessions", "errors"}},
+                  {{"imap", {{"listen", ":1"}, {"upstream", "h:2"}}},
+                   {"web", {{"listen", ":3"}, {"upstream", "h:4"}, {"log-sessions", "off"}}}});
+    const auto cfg = build_config(file, {}, 1);
+    EXPECT_EQ(cfg.routes[0].log_sessions, session_log::errors); // file global
+    EXPECT_EQ(cfg.routes[1].log_sessions, session_log::off);    // route beats global
+    for (const auto& r : build_config(file, {{"log-sessions", "yes"}}, 1).routes)
+        EXPECT_EQ(r.log_sessions, session_log::on); // command line beats everything
+    const auto defaults = build_config(std::nullopt, {{"listen", ":1"}, {"upstream", "h:2"}}, 1);
+    EXPECT_EQ(defaults.routes[0].log_sessions, session_log::on);
+    expect_error(std::nullopt, {{"listen", ":1"}, {"upstream", "h:2"}, {"log-sessions", "some"}},
+                 {"command line", "log-sessions", "'some' is not on, errors or off"});
+}
+
 TEST(config, proxy_protocol_keys) {
     const auto file = file_with(
         {{"send-proxy", "v1"}},

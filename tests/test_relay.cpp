@@ -178,6 +178,38 @@ TEST_P(relay, upstream_reset_is_propagated_as_reset) {
     EXPECT_TRUE(leaks.settled());
 }
 
+// log-sessions: `errors` logs the reset session but not the completed one before it; `off`
+// neither (both still relayed, and closed: the descriptors settle).
+TEST_P(relay, log_sessions_errors_and_off_leave_out_what_they_should) {
+    for (const std::string mode : {"errors", "off"}) {
+        SCOPED_TRACE("log-sessions " + mode);
+        echo_server up(v6());
+        t::proxy_process proxy(proxy_args(v6(), {up.port()}, {"--log-sessions", mode}));
+        t::leak_check leaks(proxy);
+        {
+            fd_t c(t::connect_to(proxy.port(), v6()));
+            ASSERT_TRUE(c);
+            expect_echo(c.get(), "completes");
+            ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+            int err = -1;
+            EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "");
+            EXPECT_EQ(err, 0) << std::strerror(err);
+        }
+        ASSERT_TRUE(leaks.settled()) << "the completed session was not closed";
+        fd_t c(t::connect_to(proxy.port(), v6()));
+        ASSERT_TRUE(c);
+        expect_echo(c.get(), "is reset");
+        t::close_with_reset(c.release());
+        ASSERT_TRUE(leaks.settled()) << "the reset session was not closed";
+        if (mode == "errors")
+            EXPECT_TRUE(proxy.wait_for_log("close=client-reset", 5s)) << proxy.log();
+        EXPECT_EQ(proxy.log().find("close=completed"), std::string::npos) << proxy.log();
+        if (mode == "off")
+            EXPECT_EQ(proxy.log().find("close="), std::string::npos) << proxy.log();
+        EXPECT_EQ(up.accepted(), 2u);
+    }
+}
+
 // A bulk flow moves by splice(2), which raises SIGPIPE when the sink's peer is gone: the
 // upstream going away mid-stream must end that session, not the daemon.
 TEST_P(relay, upstream_closing_during_spliced_bulk_flow_ends_only_that_session) {

@@ -16,6 +16,19 @@ TEST(values, switches) {
     EXPECT_THROW(parse_switch(""), std::invalid_argument);
 }
 
+TEST(values, tristates) {
+    EXPECT_EQ(parse_tristate("auto", "auto"), tristate::third);
+    EXPECT_EQ(parse_tristate("Errors", "errors"), tristate::third);
+    EXPECT_EQ(parse_tristate("yes", "auto"), tristate::on);
+    EXPECT_EQ(parse_tristate("OFF", "auto"), tristate::off);
+    try {
+        parse_tristate("autos", "auto");
+        ADD_FAILURE() << "no exception";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_STREQ(e.what(), "'autos' is not on, auto or off");
+    }
+}
+
 TEST(values, durations) {
     EXPECT_EQ(parse_duration("250ms"), 250ms);
     EXPECT_EQ(parse_duration("5s"), 5s);

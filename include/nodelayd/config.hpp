@@ -6,6 +6,7 @@
 #include "nodelayd/endpoint.hpp"
 #include "nodelayd/policy.hpp"
 #include "nodelayd/proxy_protocol.hpp"
+#include "nodelayd/session_log.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -56,6 +57,8 @@ struct route_config {
     /// Clients must start with a PROXY protocol header (from a trusted proxy in front), whose
     /// addresses then stand for the client's.
     bool accept_proxy = false;
+    /// Which closed sessions get a log line.
+    session_log log_sessions = session_log::on;
 };
 
 /// The whole daemon configuration.

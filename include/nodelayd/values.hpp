@@ -11,6 +11,12 @@ namespace nodelayd {
 /// "on|off" (also yes/no, true/false, 1/0).
 bool parse_switch(std::string_view text);
 
+/// A three-way key's value: see parse_tristate().
+enum class tristate { off, on, third };
+
+/// "on|off" as parse_switch(), or the word `third` (any case, like the switch words).
+tristate parse_tristate(std::string_view text, std::string_view third);
+
 /// "250ms", "5s", "2m", "1h", "1d"; a bare number means seconds. Must be > 0.
 std::chrono::milliseconds parse_duration(std::string_view text);
 
