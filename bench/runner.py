@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import shlex
 import statistics
 import time
 from typing import Callable, Sequence
@@ -21,6 +23,20 @@ from kit import procstat, proxies
 from kit.deadline import deadline
 
 from scenarios.base import Metric, Scenario
+
+
+def add_variant(spec: str) -> str:
+    """Registers the target of a `--variant NAME='BINARY [ARGS...]'` value (BINARY `-`: the
+    default nodelayd) and returns its name, nodelayd-NAME; ValueError if malformed."""
+    name, sep, rest = spec.partition("=")
+    words = shlex.split(rest)
+    if not sep or not name or not words:
+        raise ValueError(f"--variant {spec!r}: want NAME='BINARY [ARGS...]'")
+    if not name.startswith("nodelayd-"):
+        name = "nodelayd-" + name  # tables colour and check it as nodelayd
+    binary = "" if words[0] == "-" else os.path.abspath(words[0])
+    proxies.add_variant(name, binary, words[1:])
+    return name
 
 
 @dataclasses.dataclass

@@ -78,6 +78,7 @@ class HttpKeepAlive(Scenario):
 class HttpClose(HttpKeepAlive):
     name = "http-close"
     title = "wrk to nginx, one request per connection"
+    extra_targets = (*HttpKeepAlive.extra_targets, "nodelayd-logged")
     connections = 20
     headers = ("Connection: close",)
 

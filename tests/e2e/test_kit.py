@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from kit import nodelayd  # noqa: E402
+from kit import nodelayd, proxies  # noqa: E402
 from kit.testing import E2ETestCase  # noqa: E402
 
 
@@ -46,3 +46,17 @@ class SanitizerReports(E2ETestCase):
         nodelayd.check_sanitizers("info started\ninfo stopped\n")
         with self.assertRaises(nodelayd.SanitizerReport):
             nodelayd.check_sanitizers("info started\nx.cpp:3:1: runtime error: load of null\n")
+
+
+class Launchers(E2ETestCase):
+    def test_a_variant_replaces_the_option_it_sets(self):
+        # nodelayd refuses an option given twice, so a variant that sets one the common
+        # bench arguments carry must replace it, in either spelling.
+        for common in (["--threads", "1", "--log-sessions", "off"],
+                       ["--log-sessions=off", "--threads", "1"]):
+            with self.subTest(common=common):
+                args = proxies.launcher("nodelayd-logged", common).extra_args
+                self.assertEqual(args.count("--log-sessions"), 1, args)
+                self.assertFalse([a for a in args if a.startswith("--log-sessions=")], args)
+                self.assertEqual(args[args.index("--log-sessions") + 1], "on")
+                self.assertEqual(args[args.index("--threads") + 1], "1")

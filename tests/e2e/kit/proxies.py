@@ -42,11 +42,15 @@ ALL = ("direct", "nodelayd", *PEERS)
 # nodelayd-noquickack: TCP_QUICKACK re-arming off on both sides (the request
 # rate and ping-pong scenarios add it, to show what the immediate ACKs cost).
 # nodelayd-nobusypoll: --busy-poll off (sleeps as soon as it runs out of events).
+# nodelayd-logged: --log-sessions on, nodelayd's default (the bench runs nodelayd without
+# its line per session, like the peers, which are configured to log nothing): the
+# connection-per-request scenario adds it, to show what the lines cost.
 # haproxy-busypoll: HAProxy with `busy-polling` (its poller never sleeps), the
 # peer's own answer to wake-up latency: the latency scenarios add it beside
 # nodelayd's default busy-poll window.
 EXTRA = ("nodelayd-nostats", "nodelayd-upstream-nagle", "nodelayd-nosplice",
-         "nodelayd-noquickack", "nodelayd-nobusypoll", "haproxy-busypoll")
+         "nodelayd-noquickack", "nodelayd-nobusypoll", "nodelayd-logged",
+         "haproxy-busypoll")
 KNOWN = (*ALL, *EXTRA)
 # Targets added at run time (bench/run --variant NAME=BINARY ARGS...): another
 # nodelayd build or other flags, measured side by side with the rest.
@@ -59,6 +63,20 @@ def add_variant(name: str, binary: str, args: Sequence[str]) -> None:
     if name in KNOWN:
         raise ValueError(f"variant {name!r} would shadow a known target")
     VARIANTS[name] = (binary, list(args))
+
+
+def _without(args: Sequence[str], option: str) -> list[str]:
+    """`args` less `option` and its value (`--opt V` or `--opt=V`): nodelayd refuses an
+    option given twice."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == option:
+            skip = True
+        elif not a.startswith(option + "="):
+            out.append(a)
+    return out
 
 
 def launcher(name: str, nodelayd_args: Sequence[str] = (),
@@ -88,6 +106,9 @@ def launcher(name: str, nodelayd_args: Sequence[str] = (),
     if name in VARIANTS:
         b, vargs = VARIANTS[name]
         return Nodelayd([*nargs, *vargs], name=name, binary_path=b or None)
+    if name == "nodelayd-logged":
+        return Nodelayd([*_without(nargs, "--log-sessions"), "--log-sessions", "on"],
+                        name=name)
     if name == "nodelayd-nobusypoll":
         return Nodelayd([*nargs, "--busy-poll", "off"], name=name)
     if name == "haproxy":
