@@ -157,14 +157,15 @@ void session::close(close_reason reason) {
     close_socket(client(), reason == close_reason::upstream_reset ||
                                reason == close_reason::connect_failed ||
                                reason == close_reason::proxy_header);
-    const auto out = outcome();
-    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started_at_;
-    if (logs_session(route_.config.log_sessions, reason == close_reason::completed))
+    if (logs_session(route_.config.log_sessions, reason == close_reason::completed)) {
+        const auto out = outcome();
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started_at_;
         spdlog::info("route={} client={} upstream={} bytes_c2u={} bytes_u2c={} duration={:.3f}s "
                      "close={} stalls_client={} stalls_upstream={}",
                      route_.config.name, name_of(client_address_), server_name(),
                      out.client_to_upstream, out.upstream_to_client, took.count(),
                      to_string(reason), out.client_stalls, out.upstream_stalls);
+    }
     delete this;
 }
 

@@ -50,7 +50,7 @@ class SanitizerReports(E2ETestCase):
 
 class Launchers(E2ETestCase):
     def test_a_variant_replaces_the_option_it_sets(self):
-        # nodelayd refuses an option given twice, so a variant that sets one the common
+        # nodelayd refuses an option given twice, so a target that sets one the common
         # bench arguments carry must replace it, in either spelling.
         for common in (["--threads", "1", "--log-sessions", "off"],
                        ["--log-sessions=off", "--threads", "1"]):

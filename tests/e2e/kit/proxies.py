@@ -65,18 +65,31 @@ def add_variant(name: str, binary: str, args: Sequence[str]) -> None:
     VARIANTS[name] = (binary, list(args))
 
 
-def _without(args: Sequence[str], option: str) -> list[str]:
-    """`args` less `option` and its value (`--opt V` or `--opt=V`): nodelayd refuses an
-    option given twice."""
+# The arguments each nodelayd target adds to the common ones.
+_NODELAYD_ARGS = {
+    "nodelayd": [],
+    "nodelayd-nostats": ["--stats", "off"],
+    "nodelayd-upstream-nagle": ["--upstream-nodelay", "off"],
+    "nodelayd-nosplice": ["--splice", "off"],
+    "nodelayd-noquickack": ["--client-quickack", "off", "--upstream-quickack", "off"],
+    "nodelayd-nobusypoll": ["--busy-poll", "off"],
+    "nodelayd-logged": ["--log-sessions", "on"],
+}
+
+
+def _overriding(common: Sequence[str], own: Sequence[str]) -> list[str]:
+    """`common` less every option that `own` sets (with its value: `--opt V` or
+    `--opt=V`), then `own`: nodelayd refuses an option given twice."""
+    names = {a.split("=", 1)[0] for a in own if a.startswith("--")}
     out, skip = [], False
-    for a in args:
+    for a in common:
         if skip:
             skip = False
-        elif a == option:
+        elif a in names:
             skip = True
-        elif not a.startswith(option + "="):
+        elif a.split("=", 1)[0] not in names:
             out.append(a)
-    return out
+    return [*out, *own]
 
 
 def launcher(name: str, nodelayd_args: Sequence[str] = (),
@@ -92,25 +105,11 @@ def launcher(name: str, nodelayd_args: Sequence[str] = (),
         nargs += ["--max-connections", str(capacity + 64)]
     if name == "direct":
         return Direct()
-    if name == "nodelayd":
-        return Nodelayd(nargs)
-    if name == "nodelayd-nostats":
-        return Nodelayd([*nargs, "--stats", "off"], name=name)
-    if name == "nodelayd-upstream-nagle":
-        return Nodelayd([*nargs, "--upstream-nodelay", "off"], name=name)
-    if name == "nodelayd-nosplice":
-        return Nodelayd([*nargs, "--splice", "off"], name=name)
-    if name == "nodelayd-noquickack":
-        return Nodelayd([*nargs, "--client-quickack", "off",
-                         "--upstream-quickack", "off"], name=name)
+    if name in _NODELAYD_ARGS:
+        return Nodelayd(_overriding(nargs, _NODELAYD_ARGS[name]), name=name)
     if name in VARIANTS:
         b, vargs = VARIANTS[name]
-        return Nodelayd([*nargs, *vargs], name=name, binary_path=b or None)
-    if name == "nodelayd-logged":
-        return Nodelayd([*_without(nargs, "--log-sessions"), "--log-sessions", "on"],
-                        name=name)
-    if name == "nodelayd-nobusypoll":
-        return Nodelayd([*nargs, "--busy-poll", "off"], name=name)
+        return Nodelayd(_overriding(nargs, vargs), name=name, binary_path=b or None)
     if name == "haproxy":
         return HAProxy(capacity)
     if name == "haproxy-busypoll":
