@@ -131,12 +131,13 @@ def run_scenario(sc: Scenario, targets: Sequence[str], reps: int,
                 log(f"  {t}: start failed: {e}")
         live = [t for t in targets if t in eps]
         failed: dict[str, str] = {}
+        retried: dict[str, list[str]] = {t: [] for t in targets}
         for t in live:
-            _attempt(sc, t, eps[t], failed, "warm-up", sc.warmup, log)
+            _attempt(sc, t, eps[t], failed, retried, "warm-up", sc.warmup, log)
         for rep in range(reps):
             k = rep % len(live) if live else 0
             for t in live[k:] + live[:k]:
-                v = _attempt(sc, t, eps[t], failed, f"rep {rep + 1}",
+                v = _attempt(sc, t, eps[t], failed, retried, f"rep {rep + 1}",
                              sc.run_once, log)
                 if v is not None:
                     raw[t].append(v)
@@ -147,6 +148,9 @@ def run_scenario(sc: Scenario, targets: Sequence[str], reps: int,
             error(t, msg)
         for t in targets:
             note = sc.not_applicable.get(t) or sc.note(t)
+            if retried[t]:
+                again = "; ".join(retried[t])
+                note = (f"{note}; " if note else "") + f"retried after: {again}"
             for key in keys:
                 tr = results[key][t]
                 tr.note = note
@@ -179,23 +183,32 @@ def _running(ep):
         _pause(ep)
 
 
-def _attempt(sc: Scenario, t: str, ep, failed: dict[str, str], what: str,
-             fn, log: Callable[[str], None]):
-    """fn(ep) under the scenario's deadline; on error, record it in
-    `failed` (which drops the target from the remaining runs) and return
-    None."""
+def _attempt(sc: Scenario, t: str, ep, failed: dict[str, str],
+             retried: dict[str, list[str]], what: str, fn,
+             log: Callable[[str], None]):
+    """fn(ep) under the scenario's deadline. A run that fails is tried once
+    more (the failure goes into `retried`, and from there into the target's
+    row): a one-off hiccup of a shared backend or client tool on a loaded CI
+    machine must not read as the target's fault, while a target that fails
+    twice in a row, or whose process died, is recorded in `failed` (which
+    drops it from the remaining runs) and None is returned."""
     if t in failed:
         return None
-    try:
-        with deadline(sc.run_timeout, f"{sc.name}/{t}"), _running(ep):
-            return fn(ep)
-    except Exception as e:  # noqa: BLE001 - reported, others go on
-        msg = f"{what}: {type(e).__name__}: {e}"
-        if ep.proc is not None and ep.proc.poll() is not None:
-            msg += f" (process exited {ep.proc.poll()})"
-        failed[t] = msg
-        log(f"  {t}: {msg}")
-        return None
+    for attempt in (1, 2):
+        try:
+            with deadline(sc.run_timeout, f"{sc.name}/{t}"), _running(ep):
+                return fn(ep)
+        except Exception as e:  # noqa: BLE001 - reported, others go on
+            msg = f"{what}: {type(e).__name__}: {e}"
+            died = ep.proc is not None and ep.proc.poll() is not None
+            if died:
+                msg += f" (process exited {ep.proc.poll()})"
+            log(f"  {t}: {msg}")
+            if attempt == 2 or died:
+                failed[t] = msg
+                return None
+            retried[t].append(msg)
+    return None
 
 
 def best_peer(res: ScenarioResult, peers: Sequence[str]) -> str | None:

@@ -119,7 +119,8 @@ void pump::measure_write(std::size_t bytes) {
     stats_->bytes_total[static_cast<std::size_t>(dir_)].add(bytes);
 }
 
-// Reads until the source runs dry, hits EOF, or the queue reaches its bound.
+// Reads until the source runs dry (EAGAIN, or a short read with no FIN behind it), hits EOF,
+// or the queue reaches its bound.
 // Returns false when the source failed.
 bool pump::read_phase() {
     std::size_t read = 0;
@@ -152,11 +153,12 @@ bool pump::read_phase() {
         }
         progressed_ = true;
         read += r.bytes;
-        // A read that filled its buffer means the socket likely holds more; a short one
-        // means it is drained, and probing again would only cost an EAGAIN.
+        // A short read means the socket is drained, unless the peer's FIN came right behind
+        // the bytes: it would bring no edge of its own, so then the read goes on to EOF.
         source_has_more_ = r.bytes == space.size();
-        if (!source_has_more_)
+        if (!source_has_more_ && !source_.peer_may_have_closed)
             break;
+        source_has_more_ = true;
     }
     if (read > 0)
         bulk_ = queue_.size() >= bound_ && source_has_more_;
@@ -177,6 +179,9 @@ bool pump::write_phase() {
     }
     std::array<iovec, 64> iov{};
     const std::size_t n = queue_.gather(iov);
+    std::size_t offered = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        offered += iov[i].iov_len;
     const bool more = send_with_more(sink_.policy->cork, source_has_more_, source_eof_);
     end_sink_turn();
     const auto w = sys::write_gathered(sink_.fd, {iov.data(), n}, more);
@@ -198,11 +203,18 @@ bool pump::write_phase() {
             });
         }
     }
-    sink_blocked_ = !queue_.empty();
+    // Blocked only when the kernel took less than it was offered: that is what sets the
+    // socket's no-space flag, whose clearing brings the write edge the relay waits for. A
+    // queue longer than one gathered write is simply written again.
+    sink_blocked_ = w.bytes < offered;
     return true;
 }
 
 pump::wait_for pump::next_wait(bool can_read) const {
+    // Waits are for edges (edge_wait.hpp): a sink that took all it was offered gives none,
+    // so what is still queued is written again at once.
+    if (!sink_blocked_ && queued() > 0)
+        return wait_for::nothing;
     if (can_read && source_has_more_ && !sink_blocked_)
         return wait_for::nothing;
     if (can_read && sink_blocked_)
@@ -264,9 +276,11 @@ pump::wait_for pump::splice_step(bool last) {
         }
         source_eof_ = r.eof;
         // would-block: the source is dry, or the pipe's slots are used up by partly filled
-        // pages; either way a wait follows, and it ends at once if the source is readable.
-        source_has_more_ = !r.eof && !r.would_block;
-        if (!source_has_more_)
+        // pages. With bytes in the pipe it may be the latter, and the source may still hold
+        // data whose edge has been reported already: it counts as not drained, so the next
+        // step splices again rather than waiting for an edge that need not come.
+        source_has_more_ = r.would_block ? piped_ > 0 : !r.eof;
+        if (r.would_block || r.eof)
             break;
         piped_ += static_cast<std::uint32_t>(r.bytes);
         in += r.bytes;

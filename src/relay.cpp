@@ -1,6 +1,7 @@
 #include "nodelayd/relay.hpp"
 
 #include "nodelayd/block_pool.hpp"
+#include "nodelayd/edge_wait.hpp"
 #include "nodelayd/pump.hpp"
 #include "nodelayd/socket_ops.hpp"
 
@@ -44,17 +45,20 @@ std::size_t splice_pipe(const relay_settings& settings) {
 
 } // namespace
 
-// The completion handler of every wait and posted step: small and trivially copyable, so
-// Asio's per-thread recycling allocator serves it without touching malloc.
+// The handler of a posted step: small and trivially copyable, its operation from the
+// thread's block pools.
 struct relay::on_ready {
     relay* self;
     std::uint8_t bit;
     /// Operations carrying this handler come from the thread's block pools.
     using allocator_type = pool_allocator<void>;
     [[nodiscard]] allocator_type get_allocator() const noexcept { return {}; }
-    void operator()(const boost::system::error_code& /*ec*/) const { self->ready(bit); }
     void operator()() const { self->ready(bit); }
 };
+
+void relay::on_edge(void* self, std::uint8_t bit, bool /*aborted*/) {
+    static_cast<relay*>(self)->ready(bit);
+}
 
 relay::relay(tcp_socket client, const relay_settings& settings, route_stats* stats)
     : client_(std::move(client)),
@@ -65,9 +69,14 @@ relay::relay(tcp_socket client, const relay_settings& settings, route_stats* sta
              pump(upstream_state_, client_state_, settings.buffer_size, stats,
                   direction::upstream_to_client, splice_pipe(settings))} {}
 
-void relay::start(bool client_stamped) {
+void relay::start(bool client_stamped, bool upstream_sent) {
     client_state_.fd = client_.native_handle();
     upstream_state_.fd = upstream_.native_handle();
+    // A socket that has sent no data is not in delayed-ACK (pingpong) mode, and the kernel
+    // ACKs a connection's first data segments at once anyway: arming TCP_QUICKACK before the
+    // first read would change nothing but cost a setsockopt per side and connection.
+    client_state_.quickack_armed = true;
+    upstream_state_.quickack_armed = !upstream_sent;
     if (stats() != nullptr) {
         if (!client_stamped)
             sys::enable_rx_timestamps(client_state_.fd);
@@ -75,10 +84,12 @@ void relay::start(bool client_stamped) {
     }
     last_activity_ = std::chrono::steady_clock::now();
     started_ = true;
-    // Posted, not run here: finished() must only ever come from a completion handler.
-    pending_ = step_c2u | step_u2c;
-    asio::post(client_.get_executor(), on_ready{this, step_c2u});
-    asio::post(client_.get_executor(), on_ready{this, step_u2c});
+    // Waits, not steps: each ends when epoll reports the socket readable, at once if it
+    // already has (the client's request, often), and never in a read that finds nothing
+    // (the upstream's, which has not been asked anything yet). finished() then comes from a
+    // completion handler, as it must.
+    wait(client_, tcp_socket::wait_read, client_readable);
+    wait(upstream_, tcp_socket::wait_read, upstream_readable);
 }
 
 void relay::abort(close_reason reason) {
@@ -105,7 +116,9 @@ void relay::wait(tcp_socket& socket, tcp_socket::wait_type what, std::uint8_t bi
     if ((pending_ & bit) != 0)
         return; // already waiting for it (left over from a read-or-write wait)
     pending_ |= bit;
-    socket.async_wait(what, on_ready{this, bit});
+    // The pump only asks to wait after it drained the socket that way (EAGAIN, a short read,
+    // a partial write), which is what an edge wait needs.
+    async_edge_wait(socket, what, &relay::on_edge, this, bit);
 }
 
 void relay::ready(std::uint8_t bit) {
@@ -122,6 +135,8 @@ void relay::drive(std::size_t dir) {
     if (done_[dir])
         return; // a leftover wait of a finished direction
     pump& p = pumps_[dir];
+    (dir == c2u ? client_state_ : upstream_state_).peer_may_have_closed =
+        peer_may_have_closed(dir == c2u ? client_ : upstream_);
     const auto next = p.step(done_[dir == c2u ? u2c : c2u]);
     if (p.progressed())
         last_activity_ = std::chrono::steady_clock::now();

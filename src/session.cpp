@@ -42,9 +42,11 @@ std::string name_of(const asio::ip::tcp::endpoint& ep) {
 
 } // namespace
 
-void session::launch(tcp_socket client, route_runtime& route, session_registry& registry,
-                     route_stats* stats, sys::inherited_options inherited) {
+void session::launch(tcp_socket client, const asio::ip::tcp::endpoint& peer, route_runtime& route,
+                     session_registry& registry, route_stats* stats,
+                     sys::inherited_options inherited) {
     auto* s = new session(std::move(client), route, registry, stats);
+    s->client_address_ = peer;
     auto executor = s->client().get_executor();
     // The handler must not touch the session once the relay started: by the time it runs,
     // the relay may already have finished and deleted it.
@@ -74,21 +76,21 @@ asio::awaitable<bool> session::set_up(sys::inherited_options inherited) {
     // The listener's value differs after a reload changed the route's policy.
     if (inherited.nodelay != config.client.nodelay)
         sys::set_nodelay(client().native_handle(), config.client.nodelay);
-    // One getpeername per connection (a syscall each, and this runs for every connection):
-    // the local address only when a PROXY header will need it.
-    connection_addresses addresses;
-    boost::system::error_code ec;
-    addresses.source = client().remote_endpoint(ec);
-    if (ec) {
-        // The client has reset the connection already (often while it waited to be
-        // accepted). Nothing is left to relay, and a PROXY header would claim the source
-        // 0.0.0.0:0.
-        abort(close_reason::client_reset);
-        co_return false;
-    }
-    client_address_ = addresses.source;
-    if (config.send_proxy != proxy_version::off)
+    // The client's address came with the accept; the local one is only looked up when a
+    // PROXY header will carry it.
+    connection_addresses addresses{client_address_, {}};
+    if (config.send_proxy != proxy_version::off) {
+        boost::system::error_code ec;
+        addresses.source = client().remote_endpoint(ec);
+        if (ec) {
+            // The client has reset the connection already (often while it waited to be
+            // accepted): nothing is left to relay, and no upstream should be told of a
+            // client that is gone.
+            abort(close_reason::client_reset);
+            co_return false;
+        }
         addresses.destination = client().local_endpoint(ec);
+    }
     if (config.accept_proxy) {
         const auto header = co_await receive_proxy_header(
             client(), *this, proxy_header_timeout, config.client.quickack != quickack_mode::off);
@@ -121,7 +123,7 @@ asio::awaitable<bool> session::set_up(sys::inherited_options inherited) {
     if (aborted())
         co_return false;
     sys::set_nodelay(upstream().native_handle(), config.upstream.nodelay);
-    start(inherited.rx_timestamps);
+    start(inherited.rx_timestamps, config.send_proxy != proxy_version::off);
     co_return true;
 }
 

@@ -64,6 +64,51 @@ int get_int(int fd, int level, int name, int otherwise) {
 
 } // namespace
 
+accept_result accept_connection(int fd) {
+    accept_result r;
+    for (;;) {
+        r.peer_length = sizeof r.peer;
+        r.fd = ::accept4(fd, reinterpret_cast<sockaddr*>(&r.peer), &r.peer_length,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (r.fd >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            r.would_block = true;
+        else
+            r.error = last_error();
+        return r;
+    }
+}
+
+int open_tcp_socket(int family, std::error_code& ec) {
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    ec = fd < 0 ? last_error() : std::error_code();
+    return fd;
+}
+
+std::error_code start_connect(int fd, const sockaddr* address, socklen_t length,
+                              bool& in_progress) {
+    in_progress = false;
+    if (::connect(fd, address, length) == 0)
+        return {};
+    // EINTR: the connect goes on in the background, as with EINPROGRESS.
+    if (errno == EINPROGRESS || errno == EINTR) {
+        in_progress = true;
+        return {};
+    }
+    return last_error();
+}
+
+std::error_code pending_error(int fd) {
+    int error = 0;
+    socklen_t size = sizeof error;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0)
+        return last_error();
+    return error == 0 ? std::error_code() : std::error_code(error, std::system_category());
+}
+
 std::error_code set_nodelay(int fd, bool on) {
     return set_int(fd, IPPROTO_TCP, TCP_NODELAY, on);
 }

@@ -1,23 +1,22 @@
 #include "nodelayd/worker.hpp"
 
 #include "nodelayd/asio_support.hpp"
+#include "nodelayd/edge_wait.hpp"
 #include "nodelayd/event_loop.hpp"
 #include "nodelayd/log_sink.hpp"
 #include "nodelayd/logging.hpp"
 #include "nodelayd/session.hpp"
 #include "nodelayd/socket_ops.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
+#include <cstring>
 #include <utility>
 
 namespace nodelayd {
@@ -72,10 +71,48 @@ worker::staged_listener worker::adopt(route_runtime& route, int fd) {
 
 void worker::spawn(std::vector<staged_listener> listeners) {
     for (auto& staged : listeners) {
-        const auto it = listeners_.insert(
-            listeners_.end(), {std::move(staged.acceptor), staged.route, staged.inherited});
-        asio::co_spawn(ctx_, accept_loop(it),
-                       log_failure{"route=" + staged.route->config.name + " accept loop"});
+        // The staged acceptor hands its descriptor over to a stream socket (see listener).
+        // Nothing here fails short of a broken descriptor; such a listener is dropped, logged.
+        const auto fail = [&](const std::error_code& ec, const char* what) {
+            spdlog::error("route={} listener: {}: {}", staged.route->config.name, what,
+                          ec.message());
+        };
+        boost::system::error_code ec;
+        const auto protocol = staged.acceptor.local_endpoint(ec).protocol();
+        if (ec) {
+            fail(ec, "getsockname");
+            continue;
+        }
+        const int fd = staged.acceptor.release(ec);
+        if (ec) {
+            fail(ec, "release");
+            continue;
+        }
+        if (const auto error = sys::set_nonblocking(fd)) {
+            ::close(fd);
+            fail(error, "FIONBIO");
+            continue;
+        }
+        tcp_socket socket(ctx_);
+        // Plain assign: a socket passed by the service manager is shared by every worker
+        // (dup), so Asio must take it out of this worker's epoll set before closing it.
+        socket.assign(protocol, fd, ec);
+        if (ec) {
+            ::close(fd);
+            fail(ec, "register");
+            continue;
+        }
+        auto it = listeners_.insert(listeners_.end(), listener{std::move(socket),
+                                                               staged.route,
+                                                               staged.inherited,
+                                                               asio::steady_timer(ctx_),
+                                                               this,
+                                                               {},
+                                                               0,
+                                                               {}});
+        it->self = it;
+        // A socket's first edge wait ends at once: whatever is queued is accepted then.
+        wait_for_connections(*it);
     }
 }
 
@@ -122,7 +159,8 @@ void worker::stop_route(route_runtime* route) {
         for (auto& l : listeners_)
             if (l.route == route) {
                 boost::system::error_code ignored;
-                l.acceptor.close(ignored);
+                l.socket.close(ignored);
+                l.backoff.cancel();
             }
     });
 }
@@ -131,7 +169,8 @@ void worker::stop_accepting() {
     asio::post(ctx_, [this] {
         for (auto& l : listeners_) {
             boost::system::error_code ignored;
-            l.acceptor.close(ignored);
+            l.socket.close(ignored);
+            l.backoff.cancel();
         }
         sessions_.drain();
     });
@@ -150,55 +189,98 @@ void worker::join() {
         thread_.join();
 }
 
-asio::awaitable<void> worker::accept_loop(std::list<listener>::iterator it) {
-    constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-    tcp_acceptor& acceptor = it->acceptor;
-    asio::steady_timer backoff(ctx_);
-    // Out-of-descriptor pauses since the last warning, and when the next may be logged.
-    std::size_t pauses = 0;
-    auto next_warning = std::chrono::steady_clock::time_point::min();
-    while (acceptor.is_open()) {
-        auto [ec, client] = co_await acceptor.async_accept(use_tuple);
-        if (ec == asio::error::operation_aborted || !acceptor.is_open())
-            break;
+void worker::wait_for_connections(listener& l) {
+    async_edge_wait(l.socket, tcp_socket::wait_read, &worker::on_listener_ready, &l, 0);
+}
+
+void worker::on_listener_ready(void* self, std::uint8_t /*tag*/, bool /*aborted*/) {
+    auto& l = *static_cast<listener*>(self);
+    if (!l.owner->remove_if_closed(l))
+        l.owner->accept_some(l);
+}
+
+bool worker::remove_if_closed(listener& l) {
+    if (l.socket.is_open())
+        return false;
+    listeners_.erase(l.self);
+    return true;
+}
+
+// Accepts until the kernel has no connection queued (the edge wait that follows needs that),
+// at most a batch at a time, so that a flood of connections leaves the sessions turns.
+void worker::accept_some(listener& l) {
+    constexpr int batch = 32;
+    for (int i = 0; i < batch; ++i) {
+        auto accepted = sys::accept_connection(l.socket.native_handle());
+        if (accepted.would_block) {
+            wait_for_connections(l);
+            return;
+        }
+        if (!accepted.error) {
+            serve(l, accepted);
+            continue;
+        }
         // Read after every accept: a reload may have handed the listener to a new route.
-        route_runtime& route = *it->route;
-        if (ec) {
-            if (out_of_descriptors(ec)) {
-                // Retrying at once would spin: the pending connection stays in the backlog
-                // until a descriptor frees up. Warned about at most every 10 s: under
-                // pressure an accept succeeds between pauses now and then, so a warning per
-                // episode would still come every 100 ms.
-                const auto now = std::chrono::steady_clock::now();
-                if (now >= next_warning) {
-                    spdlog::warn("route={} accept: {}; pausing 100ms ({} more pause(s) since "
-                                 "the last such warning; one per 10s at most)",
-                                 route.config.name, ec.message(), std::exchange(pauses, 0));
-                    next_warning = now + std::chrono::seconds(10);
-                } else {
-                    ++pauses;
-                }
-                backoff.expires_after(std::chrono::milliseconds(100));
-                co_await backoff.async_wait(use_tuple);
-            } else {
-                spdlog::warn("route={} accept: {}", route.config.name, ec.message());
-            }
+        const route_runtime& route = *l.route;
+        if (!out_of_descriptors({accepted.error.value(), boost::system::system_category()})) {
+            // ECONNABORTED and the like: that connection is gone, the next may be fine.
+            spdlog::warn("route={} accept: {}", route.config.name, accepted.error.message());
             continue;
         }
-        route_stats* stats = route.stats ? route.stats->per_worker[index_].get() : nullptr;
-        if (route.active.fetch_add(1, std::memory_order_relaxed) >= route.config.max_connections) {
-            route.active.fetch_sub(1, std::memory_order_relaxed);
-            if (stats != nullptr)
-                stats->refused_total.add();
-            spdlog::warn("route={} refused a connection: max-connections ({}) reached",
-                         route.config.name, route.config.max_connections);
-            sys::set_reset_on_close(client.native_handle());
-            client.close(ec);
-            continue;
+        // Retrying at once would spin: the pending connection stays in the backlog until a
+        // descriptor frees up. Warned about at most every 10 s: under pressure an accept
+        // succeeds between pauses now and then, so a warning per episode would still come
+        // every 100 ms.
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= l.next_warning) {
+            spdlog::warn("route={} accept: {}; pausing 100ms ({} more pause(s) since the last "
+                         "such warning; one per 10s at most)",
+                         route.config.name, accepted.error.message(), std::exchange(l.pauses, 0));
+            l.next_warning = now + std::chrono::seconds(10);
+        } else {
+            ++l.pauses;
         }
-        session::launch(std::move(client), route, sessions_, stats, it->inherited);
+        l.backoff.expires_after(std::chrono::milliseconds(100));
+        // No edge comes for connections already queued: after the pause, accept again.
+        l.backoff.async_wait([&l](const boost::system::error_code& /*ec*/) {
+            if (!l.owner->remove_if_closed(l))
+                l.owner->accept_some(l);
+        });
+        return;
     }
-    listeners_.erase(it);
+    asio::post(ctx_, [&l] {
+        if (!l.owner->remove_if_closed(l))
+            l.owner->accept_some(l);
+    });
+}
+
+void worker::serve(listener& l, sys::accept_result& accepted) {
+    route_runtime& route = *l.route;
+    route_stats* stats = route.stats ? route.stats->per_worker[index_].get() : nullptr;
+    if (route.active.fetch_add(1, std::memory_order_relaxed) >= route.config.max_connections) {
+        route.active.fetch_sub(1, std::memory_order_relaxed);
+        if (stats != nullptr)
+            stats->refused_total.add();
+        spdlog::warn("route={} refused a connection: max-connections ({}) reached",
+                     route.config.name, route.config.max_connections);
+        sys::set_reset_on_close(accepted.fd);
+        ::close(accepted.fd);
+        return;
+    }
+    tcp::endpoint peer;
+    const auto size = std::min<std::size_t>(accepted.peer_length, peer.capacity());
+    std::memcpy(peer.data(), &accepted.peer, size);
+    peer.resize(size);
+    tcp_socket client(ctx_);
+    boost::system::error_code ec;
+    adopt_socket(client, peer.protocol(), accepted.fd, false, ec);
+    if (ec) {
+        route.active.fetch_sub(1, std::memory_order_relaxed);
+        spdlog::warn("route={} accept: registering the connection: {}", route.config.name,
+                     ec.message());
+        return;
+    }
+    session::launch(std::move(client), peer, route, sessions_, stats, l.inherited);
 }
 
 } // namespace nodelayd

@@ -29,6 +29,9 @@ struct socket_state {
     quickack_learner learner;
     /// Stall detection facts (kept up to date with stats or quickack=auto).
     peer_watch watch;
+    /// The peer's FIN may be queued behind the bytes read last (the event loop's word, set
+    /// before each step): a short read then does not prove the socket drained.
+    bool peer_may_have_closed = true;
 };
 
 /// Moves bytes from one socket to another under a side policy and a buffer bound.

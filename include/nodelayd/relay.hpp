@@ -84,8 +84,9 @@ public:
     tcp_socket& upstream() { return upstream_; }
     /// Starts relaying (both sockets connected); finished() follows once both directions
     /// are done or abort() was called. `client_stamped`: the client socket has receive
-    /// timestamps on already (inherited from its listener).
-    void start(bool client_stamped = false);
+    /// timestamps on already (inherited from its listener); `upstream_sent`: data (a PROXY
+    /// header) went to the upstream before the relay started.
+    void start(bool client_stamped = false, bool upstream_sent = false);
     /// Ends the relay with `reason`: the first call wins and cancels every pending wait on
     /// both sockets. Safe at any time, also before start().
     void abort(close_reason reason);
@@ -126,6 +127,7 @@ private:
         step_u2c = 32,
     };
     struct on_ready;
+    static void on_edge(void* self, std::uint8_t bit, bool aborted);
     void ready(std::uint8_t bit);
     void drive(std::size_t dir);
     void wait(tcp_socket& socket, tcp_socket::wait_type what, std::uint8_t bit);

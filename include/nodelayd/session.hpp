@@ -25,12 +25,14 @@ using session_hook =
 
 class session final : public relay, public session_hook {
 public:
-    /// Starts a session for an accepted `client` (already counted in route.active; the
-    /// session uncounts itself when it ends) and registers it with `registry`. `stats` is
-    /// the worker's own copy for this route, or null when stats are off; `inherited`, what
-    /// the client socket got from its listener (options it need not set again).
-    static void launch(tcp_socket client, route_runtime& route, session_registry& registry,
-                       route_stats* stats, sys::inherited_options inherited = {});
+    /// Starts a session for an accepted `client` whose address is `peer` (already counted in
+    /// route.active; the session uncounts itself when it ends) and registers it with
+    /// `registry`. `stats` is the worker's own copy for this route, or null when stats are
+    /// off; `inherited`, what the client socket got from its listener (options it need not
+    /// set again).
+    static void launch(tcp_socket client, const boost::asio::ip::tcp::endpoint& peer,
+                       route_runtime& route, session_registry& registry, route_stats* stats,
+                       sys::inherited_options inherited = {});
     /// Aborts the session when it has idled past its route's idle timeout (or the
     /// half-closed timeout, when one direction has finished) by `now`.
     void expire_if_idle(std::chrono::steady_clock::time_point now);

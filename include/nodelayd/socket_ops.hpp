@@ -3,6 +3,7 @@
 // relay reads as policy. Calls are non-blocking and report errors as error codes; an option
 // the platform lacks is simply not applied.
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <csignal>
@@ -36,6 +37,35 @@ struct write_result {
     /// Any other failure (EPIPE, ECONNRESET, ...).
     std::error_code error;
 };
+
+/// Outcome of one non-blocking accept.
+struct accept_result {
+    /// The connection's socket, non-blocking and close-on-exec (-1 when none).
+    int fd = -1;
+    /// The peer's address.
+    sockaddr_storage peer{};
+    /// Its length.
+    socklen_t peer_length = 0;
+    /// No connection was waiting.
+    bool would_block = false;
+    /// Any other failure (EMFILE, ENOBUFS, ECONNABORTED, ...).
+    std::error_code error;
+};
+
+/// Takes one connection off listener `fd` with accept4(2): non-blocking from the start, with
+/// the peer's address, where accept() would need an ioctl and a getpeername of its own.
+accept_result accept_connection(int fd);
+
+/// A new non-blocking, close-on-exec TCP socket of `family` (AF_INET, AF_INET6), or -1 with
+/// `ec` set.
+int open_tcp_socket(int family, std::error_code& ec);
+
+/// Starts a non-blocking connect; `in_progress` is set when it has not finished yet (wait for
+/// the socket to become writable, then ask pending_error()).
+std::error_code start_connect(int fd, const sockaddr* address, socklen_t length, bool& in_progress);
+
+/// SO_ERROR: how a non-blocking connect ended (empty when it succeeded).
+std::error_code pending_error(int fd);
 
 /// Sets TCP_NODELAY; on an established socket also pushes anything held by MSG_MORE.
 std::error_code set_nodelay(int fd, bool on);

@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <functional>
@@ -64,13 +65,28 @@ public:
     [[nodiscard]] std::size_t index() const { return index_; }
 
 private:
+    // A listening socket being served. Exactly one of its edge wait, its back-off timer or a
+    // posted continuation is pending at any time; whichever ends after the socket was closed
+    // removes the listener.
     struct listener {
-        tcp_acceptor acceptor;
+        // Held as a stream socket only to wait on it: edge waits (edge_wait.hpp) need a
+        // socket's implementation, which Asio's acceptor keeps to itself.
+        tcp_socket socket;
         route_runtime* route;
         sys::inherited_options inherited;
+        boost::asio::steady_timer backoff;
+        worker* owner;
+        std::list<listener>::iterator self;
+        // Out-of-descriptor pauses since the last warning, and when the next may be logged.
+        std::size_t pauses = 0;
+        std::chrono::steady_clock::time_point next_warning;
     };
     void spawn(std::vector<staged_listener> listeners);
-    boost::asio::awaitable<void> accept_loop(std::list<listener>::iterator it);
+    static void on_listener_ready(void* self, std::uint8_t tag, bool aborted);
+    void wait_for_connections(listener& l);
+    bool remove_if_closed(listener& l);
+    void accept_some(listener& l);
+    void serve(listener& l, sys::accept_result& accepted);
 
     std::size_t index_;
     std::chrono::microseconds busy_poll_;
