@@ -147,8 +147,8 @@ void async_edge_wait(tcp_socket& socket, tcp_socket::wait_type what, edge_callba
     const int op_type =
         what == tcp_socket::wait_write ? detail::reactor::write_op : detail::reactor::read_op;
     // Allowed to complete at once (speculatively) only when the reactor saw an edge since
-    // the last wait; otherwise queued without an epoll_ctl (a write wait adds EPOLLOUT to
-    // the registration once, the first time a socket ever waits to write).
+    // the last wait; otherwise queued without an epoll_ctl (unless the socket was registered
+    // by plain assign and waits to write for the first time: Asio then adds EPOLLOUT).
     reactor_of(socket).start_op(op_type, impl.socket_, impl.reactor_data_,
                                 new edge_op(done, target, tag), false, true);
 }
@@ -163,14 +163,16 @@ void adopt_socket(tcp_socket& socket, const boost::asio::ip::tcp& protocol, int 
     auto& impl = socket_access::implementation(socket);
     impl.state_ |= detail::socket_ops::internal_non_blocking;
     impl.state_ &= static_cast<detail::socket_ops::state_type>(~detail::socket_ops::possible_dup);
-    // EPOLLOUT as well, as HAProxy registers its sockets: the registration then never needs
-    // changing again (Asio adds EPOLLOUT with a MOD the first time a socket waits to write).
     // Asio starts a registered socket as "may be ready" for everything, so that its first
     // wait of each kind would end at once, only to find nothing to read (for the upstream,
     // always: it has not been asked anything yet). Registering makes epoll report whatever is
     // ready already (ep_insert, ep_modify poll the socket), so the first wait can wait too.
     for (bool& unreported : impl.reactor_data_->*member(unreported_readiness{}))
         unreported = false;
+    // EPOLLOUT as well, as HAProxy registers its sockets: the registration then never needs
+    // changing again (Asio would add EPOLLOUT with a MOD the first time a socket waits to
+    // write). Registered events raise no extra epoll events: a wake-up for incoming data
+    // reports the socket's writability with it, and ACKs wake only a socket that was full.
     auto& events = impl.reactor_data_->*member(registered_events{});
     events |= EPOLLRDHUP | EPOLLOUT;
     if (connecting)

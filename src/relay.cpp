@@ -62,8 +62,8 @@ void relay::on_edge(void* self, std::uint8_t bit, bool /*aborted*/) {
 
 relay::relay(tcp_socket client, const relay_settings& settings, route_stats* stats)
     : client_(std::move(client)),
-      upstream_(client_.get_executor()), client_state_{-1, false, &settings.client, {}, {}},
-      upstream_state_{-1, false, &settings.upstream, {}, {}},
+      upstream_(client_.get_executor()), client_state_{-1, false, true, &settings.client, {}, {}},
+      upstream_state_{-1, false, true, &settings.upstream, {}, {}},
       pumps_{pump(client_state_, upstream_state_, settings.buffer_size, stats,
                   direction::client_to_upstream, splice_pipe(settings)),
              pump(upstream_state_, client_state_, settings.buffer_size, stats,

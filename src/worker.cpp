@@ -196,7 +196,7 @@ void worker::wait_for_connections(listener& l) {
 void worker::on_listener_ready(void* self, std::uint8_t /*tag*/, bool /*aborted*/) {
     auto& l = *static_cast<listener*>(self);
     if (!l.owner->remove_if_closed(l))
-        l.owner->accept_some(l);
+        l.owner->accept_next(l);
 }
 
 bool worker::remove_if_closed(listener& l) {
@@ -206,11 +206,13 @@ bool worker::remove_if_closed(listener& l) {
     return true;
 }
 
-// Accepts until the kernel has no connection queued (the edge wait that follows needs that),
-// at most a batch at a time, so that a flood of connections leaves the sessions turns.
-void worker::accept_some(listener& l) {
-    constexpr int batch = 32;
-    for (int i = 0; i < batch; ++i) {
+// Accepts the next connection. One per turn of the event loop, so that each new session's
+// set-up runs before the next accept, as with Asio's async_accept: accepting 32 at a time had
+// 32 set-ups (coroutine frames, connect timers) alive at once, and the heap they left behind
+// cost 120 bytes per idle connection (bench idle-memory: 1.10 KiB instead of 0.99), for no
+// syscall saved. Once the kernel has none queued, an edge wait follows.
+void worker::accept_next(listener& l) {
+    for (;;) {
         auto accepted = sys::accept_connection(l.socket.native_handle());
         if (accepted.would_block) {
             wait_for_connections(l);
@@ -218,7 +220,11 @@ void worker::accept_some(listener& l) {
         }
         if (!accepted.error) {
             serve(l, accepted);
-            continue;
+            asio::post(ctx_, [&l] {
+                if (!l.owner->remove_if_closed(l))
+                    l.owner->accept_next(l);
+            });
+            return;
         }
         // Read after every accept: a reload may have handed the listener to a new route.
         const route_runtime& route = *l.route;
@@ -244,14 +250,10 @@ void worker::accept_some(listener& l) {
         // No edge comes for connections already queued: after the pause, accept again.
         l.backoff.async_wait([&l](const boost::system::error_code& /*ec*/) {
             if (!l.owner->remove_if_closed(l))
-                l.owner->accept_some(l);
+                l.owner->accept_next(l);
         });
         return;
     }
-    asio::post(ctx_, [&l] {
-        if (!l.owner->remove_if_closed(l))
-            l.owner->accept_some(l);
-    });
 }
 
 void worker::serve(listener& l, sys::accept_result& accepted) {

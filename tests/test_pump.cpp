@@ -144,8 +144,8 @@ protected:
     tcp_pair source; // source.far writes, pump reads source.near
     tcp_pair sink;   // pump writes sink.near, sink.far reads
     side_policy policy;
-    socket_state source_state{source.near, false, &policy, {}};
-    socket_state sink_state{sink.near, false, &policy, {}};
+    socket_state source_state{source.near, false, true, &policy, {}};
+    socket_state sink_state{sink.near, false, true, &policy, {}};
 };
 
 TEST_F(pump_test, relays_and_then_waits_for_read) {

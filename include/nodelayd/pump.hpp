@@ -23,15 +23,15 @@ struct socket_state {
     /// back to delayed ACKs (pingpong mode) after it sends data, so re-arming before a read
     /// is needed only after a write.
     bool quickack_armed = false;
+    /// The peer's FIN may be queued behind the bytes read last (the event loop's word, set
+    /// before each step): a short read then does not prove the socket drained.
+    bool peer_may_have_closed = true;
     /// Its side's policy: quickack governs reads from it; nodelay and cork, writes to it.
     const side_policy* policy = nullptr;
     /// quickack=auto: whether this peer needs re-arming.
     quickack_learner learner;
     /// Stall detection facts (kept up to date with stats or quickack=auto).
     peer_watch watch;
-    /// The peer's FIN may be queued behind the bytes read last (the event loop's word, set
-    /// before each step): a short read then does not prove the socket drained.
-    bool peer_may_have_closed = true;
 };
 
 /// Moves bytes from one socket to another under a side policy and a buffer bound.

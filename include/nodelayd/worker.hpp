@@ -85,7 +85,7 @@ private:
     static void on_listener_ready(void* self, std::uint8_t tag, bool aborted);
     void wait_for_connections(listener& l);
     bool remove_if_closed(listener& l);
-    void accept_some(listener& l);
+    void accept_next(listener& l);
     void serve(listener& l, sys::accept_result& accepted);
 
     std::size_t index_;
