@@ -93,14 +93,22 @@ class IdleMemory(Scenario):
     def _hold(self, ep: Endpoint, n: int) -> procstat.Memory:
         """Open n connections, measure the proxy, close them."""
         assert self._holder is not None and ep.proc is not None
-        socks = holder.open_idle(ep.host, ep.port, n, self._holder,
-                                 timeout=self.run_timeout - 60)
         try:
-            time.sleep(0.3)  # let lazy allocations and forks finish
-            mem = procstat.session_memory(ep.proc.pid)
-        finally:
-            holder.close_abortive(socks)
-        self._settle(ep)
+            socks = holder.open_idle(ep.host, ep.port, n, self._holder,
+                                     timeout=self.run_timeout - 60)
+            try:
+                time.sleep(0.3)  # let lazy allocations and forks finish
+                mem = procstat.session_memory(ep.proc.pid)
+            finally:
+                holder.close_abortive(socks)
+            self._settle(ep)
+        except BaseException:
+            # While the failed target is stopped, the backend connections it
+            # did not close would count against every target after it (one
+            # socat run left 183, and each later run failed on them): reset
+            # them, so the next run, this target's retry too, starts from 0.
+            self._holder.drop_all()
+            raise
         return mem
 
     def run_once(self, ep: Endpoint) -> dict[str, float]:

@@ -78,6 +78,8 @@ class IdleHolder:
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = False
+        self._dropping = threading.Event()
+        self._dropped = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> "IdleHolder":
@@ -110,7 +112,12 @@ class IdleHolder:
         while not self._stopping:
             for key, _ in self._sel.select(1.0):
                 if key.data == "wake":
-                    return
+                    if self._stopping:
+                        return
+                    self._wake_r.recv(64)
+                    if self._dropping.is_set():
+                        self._drop_conns()
+                    continue
                 if key.data == "listen":
                     self._accept_all(key.fileobj)
                     continue
@@ -125,6 +132,27 @@ class IdleHolder:
                     self._sel.unregister(conn)
                     conn.close()
                     self.open -= 1
+
+    def _drop_conns(self) -> None:
+        for key in list(self._sel.get_map().values()):
+            if key.data == "conn":
+                self._sel.unregister(key.fileobj)
+                close_abortive([key.fileobj])
+                self.open -= 1
+        self._dropping.clear()
+        self._dropped.set()
+
+    def drop_all(self, timeout: float = 10.0) -> int:
+        """Reset every connection held now; returns how many there were.
+        Why: connections a proxy failed to close (its run timed out, then it
+        was stopped) would otherwise be counted against the next one."""
+        held = self.open
+        self._dropped.clear()
+        self._dropping.set()
+        self._wake_w.send(b"d")
+        if not self._dropped.wait(timeout):
+            raise TimeoutError("holder did not drop its connections")
+        return held
 
     def _accept_all(self, ls: socket.socket) -> None:
         while True:
