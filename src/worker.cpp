@@ -194,7 +194,10 @@ void worker::wait_for_connections(listener& l) {
 }
 
 void worker::on_listener_ready(void* self, std::uint8_t /*tag*/, bool /*aborted*/) {
-    auto& l = *static_cast<listener*>(self);
+    resume_accepting(*static_cast<listener*>(self));
+}
+
+void worker::resume_accepting(listener& l) {
     if (!l.owner->remove_if_closed(l))
         l.owner->accept_next(l);
 }
@@ -223,10 +226,7 @@ void worker::accept_next(listener& l) {
             // descriptors, that accept fails with EMFILE and pauses, leaving connections in
             // the backlog. After the set-up, it would always find the descriptor a failed
             // upstream socket() just freed, and accept and drop each connection instead.
-            asio::post(ctx_, [&l] {
-                if (!l.owner->remove_if_closed(l))
-                    l.owner->accept_next(l);
-            });
+            asio::post(ctx_, [&l] { resume_accepting(l); });
             serve(l, accepted);
             return;
         }
@@ -252,10 +252,8 @@ void worker::accept_next(listener& l) {
         }
         l.backoff.expires_after(std::chrono::milliseconds(100));
         // No edge comes for connections already queued: after the pause, accept again.
-        l.backoff.async_wait([&l](const boost::system::error_code& /*ec*/) {
-            if (!l.owner->remove_if_closed(l))
-                l.owner->accept_next(l);
-        });
+        l.backoff.async_wait(
+            [&l](const boost::system::error_code& /*ec*/) { resume_accepting(l); });
         return;
     }
 }

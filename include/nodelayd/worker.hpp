@@ -83,6 +83,7 @@ private:
     };
     void spawn(std::vector<staged_listener> listeners);
     static void on_listener_ready(void* self, std::uint8_t tag, bool aborted);
+    static void resume_accepting(listener& l);
     void wait_for_connections(listener& l);
     bool remove_if_closed(listener& l);
     void accept_next(listener& l);

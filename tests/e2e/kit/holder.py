@@ -78,7 +78,6 @@ class IdleHolder:
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = False
-        self._dropping = threading.Event()
         self._dropped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -114,9 +113,8 @@ class IdleHolder:
                 if key.data == "wake":
                     if self._stopping:
                         return
-                    self._wake_r.recv(64)
-                    if self._dropping.is_set():
-                        self._drop_conns()
+                    self._wake_r.recv(64)  # only drop_all wakes it otherwise
+                    self._drop_conns()
                     continue
                 if key.data == "listen":
                     self._accept_all(key.fileobj)
@@ -139,7 +137,6 @@ class IdleHolder:
                 self._sel.unregister(key.fileobj)
                 close_abortive([key.fileobj])
                 self.open -= 1
-        self._dropping.clear()
         self._dropped.set()
 
     def drop_all(self, timeout: float = 10.0) -> int:
@@ -148,7 +145,6 @@ class IdleHolder:
         was stopped) would otherwise be counted against the next one."""
         held = self.open
         self._dropped.clear()
-        self._dropping.set()
         self._wake_w.send(b"d")
         if not self._dropped.wait(timeout):
             raise TimeoutError("holder did not drop its connections")
