@@ -165,8 +165,9 @@ bool pump::read_phase() {
     return true;
 }
 
-// One gathered write of everything queued. Returns false when the sink failed.
-bool pump::write_phase() {
+// One gathered write of everything queued. Returns false when the sink failed. `last`: as
+// for step(); without it, a source at EOF means shutdown(SHUT_WR) comes right after.
+bool pump::write_phase(bool last) {
     sink_blocked_ = false;
     if (queue_.empty()) {
         // The source ran dry after a MSG_MORE write: push the held tail now.
@@ -182,7 +183,7 @@ bool pump::write_phase() {
     std::size_t offered = 0;
     for (std::size_t i = 0; i < n; ++i)
         offered += iov[i].iov_len;
-    const bool more = send_with_more(sink_.policy->cork, source_has_more_, source_eof_);
+    const bool more = send_with_more(sink_.policy->cork, source_has_more_, source_eof_ && !last);
     end_sink_turn();
     const auto w = sys::write_gathered(sink_.fd, {iov.data(), n}, more);
     if (w.error) {
@@ -228,7 +229,7 @@ pump::wait_for pump::step(bool last) {
     progressed_ = false;
     if (pipe_.read >= 0)
         return splice_step(last);
-    if (!read_phase() || !write_phase())
+    if (!read_phase() || !write_phase(last))
         return wait_for::done;
     if (source_eof_ && queue_.empty()) {
         // FIN carries anything MSG_MORE held back, so no separate push is needed.
@@ -288,7 +289,8 @@ pump::wait_for pump::splice_step(bool last) {
     }
     sink_blocked_ = false;
     if (piped_ > 0) {
-        const bool more = send_with_more(sink_.policy->cork, source_has_more_, source_eof_);
+        const bool more =
+            send_with_more(sink_.policy->cork, source_has_more_, source_eof_ && !last);
         end_sink_turn();
         const auto w = sys::splice_some(pipe_.read, sink_.fd, piped_, more);
         if (w.error) {

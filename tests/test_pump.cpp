@@ -4,8 +4,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/tcp.h> // struct tcp_info with tcpi_segs_in
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -137,6 +137,25 @@ flow_end run_flow_to_end(pump& p, const tcp_pair& source, const tcp_pair& sink,
     return end;
 }
 
+// Segments (data or not) the socket received so far.
+std::uint32_t segments_in(int fd) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    EXPECT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len), 0);
+    return info.tcpi_segs_in;
+}
+
+// The far end of `source` sends its last bytes and its FIN as one segment (as the pump does),
+// and they are both queued at the near end when this returns.
+void send_last_words_and_fin(const tcp_pair& source) {
+    const std::uint32_t before = segments_in(source.near);
+    ASSERT_EQ(::send(source.far, "last words", 10, MSG_MORE), 10);
+    ::shutdown(source.far, SHUT_WR);
+    pollfd rdhup{source.near, POLLRDHUP, 0};
+    ASSERT_EQ(::poll(&rdhup, 1, 2000), 1);
+    ASSERT_EQ(segments_in(source.near) - before, 1u); // the kernel does tack the FIN on
+}
+
 } // namespace
 
 class pump_test : public ::testing::Test {
@@ -146,6 +165,21 @@ protected:
     side_policy policy;
     socket_state source_state{source.near, false, true, &policy, {}};
     socket_state sink_state{sink.near, false, true, &policy, {}};
+
+    // Relays bytes and a FIN that reach the source together (so one step reads both) and
+    // returns how many segments the sink's peer received for them; 0 if the relay failed.
+    std::uint32_t relay_last_words_and_fin() {
+        send_last_words_and_fin(source);
+        if (::testing::Test::HasFatalFailure())
+            return 0;
+        const std::uint32_t before = segments_in(sink.far);
+        pump p(source_state, sink_state, std::size_t{64} * 1024);
+        EXPECT_EQ(p.step(), pump::wait_for::done);
+        EXPECT_EQ(read_available(sink.far), "last words");
+        char c = 0;
+        EXPECT_EQ(::recv(sink.far, &c, 1, 0), 0); // FIN arrived
+        return segments_in(sink.far) - before;
+    }
 };
 
 TEST_F(pump_test, relays_and_then_waits_for_read) {
@@ -192,6 +226,19 @@ TEST_F(pump_test, eof_becomes_half_close_after_the_data) {
     ASSERT_TRUE(wait_readable(sink.near));
     char buf[8];
     EXPECT_EQ(::recv(sink.near, buf, sizeof buf, 0), 5);
+}
+
+// The source's last bytes and its FIN, read in one step, leave in one segment (MSG_MORE, then
+// shutdown: the kernel tacks the FIN onto the held segment), so the peer wakes once for both;
+// HAProxy and nginx send two.
+TEST_F(pump_test, last_bytes_and_the_fin_leave_in_one_segment) {
+    EXPECT_EQ(relay_last_words_and_fin(), 1u);
+}
+
+// With cork off nothing is held back: bytes and FIN leave as they come, in two segments.
+TEST_F(pump_test, cork_off_sends_the_fin_on_its_own) {
+    policy.cork = cork_mode::off;
+    EXPECT_EQ(relay_last_words_and_fin(), 2u);
 }
 
 TEST_F(pump_test, stops_reading_at_the_bound_when_the_sink_is_stuck) {

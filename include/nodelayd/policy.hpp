@@ -51,10 +51,12 @@ std::string_view to_string(quickack_mode mode);
 std::string_view to_string(cork_mode mode);
 
 /// Whether the next gathered write should carry MSG_MORE. Only while the source is known to
-/// hold more bytes (its last read filled the buffer and it has not hit EOF) may the kernel
-/// hold a partial segment back; the tail of every burst is pushed immediately.
-constexpr bool send_with_more(cork_mode mode, bool source_has_more, bool source_eof) {
-    return mode == cork_mode::automatic && source_has_more && !source_eof;
+/// hold more bytes (its last read filled the buffer) may the kernel hold a partial segment
+/// back, or when shutdown(SHUT_WR) follows the write at once (`fin_follows`: the source hit
+/// EOF): the kernel then tacks the FIN onto the held segment, so the last bytes and the FIN
+/// leave as one segment and the peer wakes once for both. Any other tail is pushed at once.
+constexpr bool send_with_more(cork_mode mode, bool source_has_more, bool fin_follows) {
+    return mode == cork_mode::automatic && (source_has_more || fin_follows);
 }
 
 } // namespace nodelayd

@@ -89,7 +89,7 @@ public:
 
 private:
     bool read_phase();
-    bool write_phase();
+    bool write_phase(bool last);
     bool open_pipe();
     wait_for splice_step(bool last);
     [[nodiscard]] wait_for next_wait(bool can_read) const;
