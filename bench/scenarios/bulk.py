@@ -27,6 +27,7 @@ class Bulk(Scenario):
         super().__init__(quick)
         self.seconds = 1 if quick else 3
         self.run_timeout = 2 * self.seconds + 60.0
+        self._iperf: iperf.IperfServer | None = None
 
     def describe(self) -> str:
         return (f"iperf3 client → target → iperf3 server, {self.seconds} s "
@@ -34,20 +35,23 @@ class Bulk(Scenario):
                 "server")
 
     def server(self):
-        return serving(iperf.IperfServer())
+        self._iperf = iperf.IperfServer()
+        return serving(self._iperf)
 
     def run_once(self, ep: Endpoint) -> dict[str, float]:
         out = {}
         for streams in (1, 4):
             r = iperf.run(ep.host, ep.port, seconds=self.seconds,
-                          streams=streams, timeout=self.seconds + 30)
+                          streams=streams, timeout=self.seconds + 30,
+                          server=self._iperf)
             if r.received_bytes <= 0:
                 raise RuntimeError(f"iperf3 -P {streams}: nothing received")
             out[str(streams)] = r.gbit_per_s
         return out
 
     def warmup(self, ep: Endpoint) -> None:
-        iperf.run(ep.host, ep.port, nbytes=16 << 20, streams=1, timeout=30)
+        iperf.run(ep.host, ep.port, nbytes=16 << 20, streams=1, timeout=30,
+                  server=self._iperf)
 
 
 SCENARIO = Bulk

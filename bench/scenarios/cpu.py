@@ -31,6 +31,7 @@ class Cpu(Scenario):
         self.nbytes = (512 if quick else 2048) << 20
         self.run_timeout = 120.0
         self._procs: dict[int, int] = {}  # proxy pid -> processes when idle
+        self._iperf: iperf.IperfServer | None = None
 
     def describe(self) -> str:
         return (f"iperf3 -n {self.nbytes >> 20} MiB through one stream; CPU "
@@ -38,14 +39,15 @@ class Cpu(Scenario):
                 "/proc/PID/stat, per GB (10⁹ B) sent")
 
     def server(self):
-        return serving(iperf.IperfServer())
+        self._iperf = iperf.IperfServer()
+        return serving(self._iperf)
 
     def run_once(self, ep: Endpoint) -> float:
         assert ep.proc is not None
         sid = ep.proc.pid
         before = procstat.session_cpu_seconds(sid)
         r = iperf.run(ep.host, ep.port, nbytes=self.nbytes, streams=1,
-                      timeout=self.run_timeout - 10)
+                      timeout=self.run_timeout - 10, server=self._iperf)
         if r.sent_bytes < self.nbytes:
             raise RuntimeError(f"iperf3 sent {r.sent_bytes} of {self.nbytes}")
         # socat's child for the connection must have exited and been reaped
@@ -61,6 +63,7 @@ class Cpu(Scenario):
     def warmup(self, ep: Endpoint) -> None:
         assert ep.proc is not None
         self._procs[ep.proc.pid] = len(procstat.session_pids(ep.proc.pid))
-        iperf.run(ep.host, ep.port, nbytes=16 << 20, streams=1, timeout=30)
+        iperf.run(ep.host, ep.port, nbytes=16 << 20, streams=1, timeout=30,
+                  server=self._iperf)
 
 SCENARIO = Cpu

@@ -8,11 +8,12 @@ Run: python3 -m unittest -v tests/e2e/test_kit.py
 """
 
 import os
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from kit import nodelayd, proxies  # noqa: E402
+from kit import nodelayd, ports, proxies  # noqa: E402
 from kit.testing import E2ETestCase  # noqa: E402
 
 
@@ -60,3 +61,21 @@ class Launchers(E2ETestCase):
                 self.assertFalse([a for a in args if a.startswith("--log-sessions=")], args)
                 self.assertEqual(args[args.index("--log-sessions") + 1], "on")
                 self.assertEqual(args[args.index("--threads") + 1], "1")
+
+
+class Ports(E2ETestCase):
+    def test_open_connections_counts_what_the_server_has_not_closed(self):
+        # IperfServer.wait_idle relies on it: the bench pauses a proxy only once the backend
+        # has closed the connections of the run it relayed.
+        with socket.create_server((ports.LOOPBACK, 0)) as listener:
+            port = listener.getsockname()[1]
+            self.assertIn(port, ports.listening_ports())
+            self.assertEqual(ports.open_connections(port), 0, "a listener is not a connection")
+            with socket.create_connection((ports.LOOPBACK, port), 5) as client:
+                accepted, _ = listener.accept()
+                self.assertEqual(ports.open_connections(port), 1)
+                client.shutdown(socket.SHUT_WR)
+                self.assertEqual(accepted.recv(1), b"")
+                self.assertEqual(ports.open_connections(port), 1, "CLOSE_WAIT is still open")
+                accepted.close()
+                self.assertEqual(ports.open_connections(port), 0, "closed by the server")

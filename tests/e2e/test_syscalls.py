@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from kit import nodelayd  # noqa: E402
 from kit.echo import EchoServer  # noqa: E402
+from kit.ports import listening_inodes  # noqa: E402
 from kit.testing import E2ETestCase  # noqa: E402
 
 STRACE = "strace"
@@ -107,27 +108,17 @@ def epoll_registrations(pid: int) -> dict[int, int]:
 
 
 def listening_descriptors(pid: int) -> set[int]:
-    """Descriptors of process `pid` that are listening TCP sockets (state 0A in
-    /proc/net/tcp{,6}). A worker registers its listener when its first accept waits, which
-    under a sanitizer can come after the `listening on` line, so a set taken at start-up
-    may miss one."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                for line in list(f)[1:]:
-                    fields = line.split()
-                    if len(fields) > 9 and fields[3] == "0A":
-                        inodes.add(fields[9])
-        except FileNotFoundError:
-            continue
+    """Descriptors of process `pid` that are listening TCP sockets. A worker registers its
+    listener when its first accept waits, which under a sanitizer can come after the
+    `listening on` line, so a set taken at start-up may miss one."""
+    listeners = listening_inodes()
     got: set[int] = set()
     for name in os.listdir(f"/proc/{pid}/fd"):
         try:
             m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{name}"))
         except FileNotFoundError:
             continue
-        if m and m.group(1) in inodes:
+        if m and int(m.group(1)) in listeners:
             got.add(int(name))
     return got
 

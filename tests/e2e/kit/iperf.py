@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import time
 
-from .ports import LOOPBACK, free_port, wait_listening
+from .ports import LOOPBACK, free_port, open_connections, wait_listening
 from .procs import Proc
 from .tmpdirs import private_dir
 
@@ -52,6 +52,23 @@ class IperfServer:
             raise
         return self
 
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until the server has closed every connection of its last
+        test; RuntimeError after `timeout` seconds.
+
+        Why: the client has its results a moment before a proxy has relayed
+        its close, and bench/run pauses (SIGSTOP) a proxy as soon as its run
+        returns; a paused proxy that still held the test's connections (socat's
+        per-connection child, seen 5 times in 40) kept the server in that test,
+        and it answered every other target "busy" until the proxy ran again."""
+        end = time.monotonic() + timeout
+        while open_connections(self.port):
+            if time.monotonic() > end:
+                raise RuntimeError(f"iperf3 server still holds "
+                                   f"{open_connections(self.port)} connection(s) "
+                                   f"{timeout:g}s after the test ended")
+            time.sleep(0.01)
+
     def __exit__(self, *exc) -> None:
         if self.proc is not None:
             self.proc.stop()
@@ -71,7 +88,8 @@ class Result:
 
 def run(host: str, port: int, seconds: int | None = None,
         nbytes: int | None = None, streams: int = 1,
-        timeout: float = 60.0, busy_wait: float = 10.0) -> Result:
+        timeout: float = 60.0, busy_wait: float = 10.0,
+        server: IperfServer | None = None) -> Result:
     """One iperf3 client test (client sends, server receives).
 
     Either `seconds` (whole seconds, iperf3's -t) or `nbytes` (-n).  Raises
@@ -79,11 +97,15 @@ def run(host: str, port: int, seconds: int | None = None,
     time and may still be closing the previous one (its connections through
     a proxy close a moment after the client has its results): "server is
     busy" is retried for up to `busy_wait` seconds, before anything was
-    measured."""
+    measured.  Given the `server`, returns once it has closed the test's
+    connections (IperfServer.wait_idle)."""
     end = time.monotonic() + busy_wait
     while True:
         try:
-            return _run_once(host, port, seconds, nbytes, streams, timeout)
+            r = _run_once(host, port, seconds, nbytes, streams, timeout)
+            if server is not None:
+                server.wait_idle()
+            return r
         except _Busy:
             if time.monotonic() > end:
                 raise RuntimeError(f"iperf3 server still busy after "

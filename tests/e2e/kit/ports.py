@@ -12,9 +12,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from typing import Iterator
 
 LOOPBACK = "127.0.0.1"
 _TCP_LISTEN = "0A"
+_TCP_OPEN = ("01", "08")  # ESTABLISHED, CLOSE_WAIT
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -25,20 +27,41 @@ def free_port(host: str = LOOPBACK) -> int:
         return s.getsockname()[1]
 
 
-def listening_ports() -> set[int]:
-    """Ports with a socket in LISTEN state in this network namespace."""
-    ports: set[int] = set()
+def _tcp_sockets() -> Iterator[list[str]]:
+    """The fields of every row of /proc/net/tcp and /proc/net/tcp6 (this
+    network namespace): [1] local address:port (hex), [3] state, [9] inode."""
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(path, encoding="ascii") as f:
                 next(f, None)
                 for line in f:
                     fields = line.split()
-                    if len(fields) > 3 and fields[3] == _TCP_LISTEN:
-                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+                    if len(fields) > 9:
+                        yield fields
         except FileNotFoundError:
             continue
-    return ports
+
+
+def _local_port(fields: list[str]) -> int:
+    return int(fields[1].rsplit(":", 1)[1], 16)
+
+
+def listening_ports() -> set[int]:
+    """Ports with a socket in LISTEN state in this network namespace."""
+    return {_local_port(f) for f in _tcp_sockets() if f[3] == _TCP_LISTEN}
+
+
+def listening_inodes() -> set[int]:
+    """Inodes of the sockets in LISTEN state (as in /proc/PID/fd's
+    `socket:[INODE]` links)."""
+    return {int(f[9]) for f in _tcp_sockets() if f[3] == _TCP_LISTEN}
+
+
+def open_connections(port: int) -> int:
+    """Connections accepted on local `port` that its server has not closed
+    yet (ESTABLISHED, or CLOSE_WAIT: the peer's FIN read, its own not sent)."""
+    return sum(1 for f in _tcp_sockets()
+               if f[3] in _TCP_OPEN and _local_port(f) == port)
 
 
 def wait_listening(port: int, timeout: float = 10.0,
