@@ -142,8 +142,9 @@ bool pump::read_phase() {
             note_peer_read(source_.learner);
         queue_.commit(r.bytes,
                       got && watches_stalls(source_, stats_) ? watch_read(r.bytes, r.rx_ns) : 0);
-        if (r.error) {
+        if (r.error || (r.eof && source_.reset_seen)) {
             failed_ = failure::source;
+            source_has_more_ = false; // what was read goes out pushed, ahead of the reset
             return false;
         }
         if (r.would_block || r.eof) {
@@ -187,7 +188,8 @@ bool pump::write_phase(bool last) {
     end_sink_turn();
     const auto w = sys::write_gathered(sink_.fd, {iov.data(), n}, more);
     if (w.error) {
-        failed_ = failure::sink;
+        if (failed_ == failure::none)
+            failed_ = failure::sink;
         return false;
     }
     if (w.bytes > 0) {
@@ -229,7 +231,10 @@ pump::wait_for pump::step(bool last) {
     progressed_ = false;
     if (pipe_.read >= 0)
         return splice_step(last);
-    if (!read_phase() || !write_phase(last))
+    // A source that failed (RST) may have sent its last bytes just before: they go out ahead
+    // of the reset the relay passes on, as a direct connection would have delivered them.
+    const bool source_ok = read_phase();
+    if (!write_phase(last) || !source_ok)
         return wait_for::done;
     if (source_eof_ && queue_.empty()) {
         // FIN carries anything MSG_MORE held back, so no separate push is needed.
@@ -271,9 +276,10 @@ pump::wait_for pump::splice_step(bool last) {
     std::size_t in = 0;
     while (!source_eof_ && piped_ < room) {
         const auto r = sys::splice_some(source_.fd, pipe_.write, room - piped_, false);
-        if (r.error) {
-            failed_ = failure::source;
-            return wait_for::done;
+        if (r.error || (r.eof && source_.reset_seen)) {
+            failed_ = failure::source; // what is in the pipe still goes out, as in step()
+            source_has_more_ = false;
+            break;
         }
         source_eof_ = r.eof;
         // would-block: the source is dry, or the pipe's slots are used up by partly filled
@@ -294,7 +300,8 @@ pump::wait_for pump::splice_step(bool last) {
         end_sink_turn();
         const auto w = sys::splice_some(pipe_.read, sink_.fd, piped_, more);
         if (w.error) {
-            failed_ = failure::sink;
+            if (failed_ == failure::none)
+                failed_ = failure::sink;
             return wait_for::done;
         }
         if (w.bytes > 0) {
@@ -307,6 +314,8 @@ pump::wait_for pump::splice_step(bool last) {
         sink_.quickack_armed = false;
         corked_ = false;
     }
+    if (failed_ != failure::none)
+        return wait_for::done;
     if (source_eof_ && piped_ == 0) {
         if (!last)
             sys::shutdown_write(sink_.fd);

@@ -69,9 +69,10 @@ relay::relay(tcp_socket client, const relay_settings& settings, route_stats* sta
              pump(upstream_state_, client_state_, settings.buffer_size, stats,
                   direction::upstream_to_client, splice_pipe(settings))} {}
 
-void relay::start(bool client_stamped, bool upstream_sent) {
+void relay::start(bool client_stamped, bool upstream_sent, bool upstream_reset) {
     client_state_.fd = client_.native_handle();
     upstream_state_.fd = upstream_.native_handle();
+    upstream_state_.reset_seen = upstream_reset;
     // A socket that has sent no data is not in delayed-ACK (pingpong) mode, and the kernel
     // ACKs a connection's first data segments at once anyway: arming TCP_QUICKACK before the
     // first read would change nothing but cost a setsockopt per side and connection.
@@ -165,9 +166,15 @@ void relay::drive(std::size_t dir) {
         done_[dir] = true;
         if (p.failed() == pump::failure::source)
             abort(dir == c2u ? close_reason::client_reset : close_reason::upstream_reset);
-        else if (p.failed() == pump::failure::sink)
+        else if (p.failed() == pump::failure::sink) {
+            // What the failed socket received before its reset (a server's answer to an
+            // earlier request, a "busy" banner) still goes to the other side, ahead of the
+            // reset: one more step of the opposite direction reads it up to the error.
+            const std::size_t back = dir == c2u ? u2c : c2u;
+            if (!done_[back])
+                drive(back);
             abort(dir == c2u ? close_reason::upstream_reset : close_reason::client_reset);
-        else if (done_[c2u] && done_[u2c]) {
+        } else if (done_[c2u] && done_[u2c]) {
             // Both half-closes went through: drop waits left over from read-or-write.
             boost::system::error_code ignored;
             client_.cancel(ignored);

@@ -107,7 +107,7 @@ asio::awaitable<bool> session::set_up(sys::inherited_options inherited) {
             co_return false;
         }
     }
-    const upstream_server* server = co_await connect_upstream(route_, upstream(), *this, stats());
+    const auto [server, reset] = co_await connect_upstream(route_, upstream(), *this, stats());
     if (server == nullptr) {
         abort(close_reason::connect_failed); // a no-op when already aborted
         co_return false;
@@ -123,7 +123,7 @@ asio::awaitable<bool> session::set_up(sys::inherited_options inherited) {
     if (aborted())
         co_return false;
     sys::set_nodelay(upstream().native_handle(), config.upstream.nodelay);
-    start(inherited.rx_timestamps, config.send_proxy != proxy_version::off);
+    start(inherited.rx_timestamps, config.send_proxy != proxy_version::off, reset);
     co_return true;
 }
 

@@ -40,6 +40,9 @@ boost::system::error_code start_connect(tcp_socket& socket, const tcp::endpoint&
 struct connect_outcome {
     boost::system::error_code ec;
     bool timed_out = false;
+    // A connect that fails ends in ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH...; a reset means
+    // the server accepted first, and may have sent something before it.
+    bool reset = false;
 };
 
 // Waits up to `timeout` for the connect to finish (an aborted relay ends the wait with
@@ -53,13 +56,14 @@ asio::awaitable<connect_outcome> finish_connect(tcp_socket& socket, asio::steady
         co_return connect_outcome{asio::error::timed_out, true};
     if (auto [ec] = std::get<0>(result); ec)
         co_return connect_outcome{ec};
-    co_return connect_outcome{sys::pending_error(socket.native_handle())};
+    const std::error_code error = sys::pending_error(socket.native_handle());
+    co_return connect_outcome{error, false, error == std::errc::connection_reset};
 }
 
 } // namespace
 
-asio::awaitable<const upstream_server*> connect_upstream(route_runtime& route, tcp_socket& socket,
-                                                         const relay& control, route_stats* stats) {
+asio::awaitable<upstream_connection> connect_upstream(route_runtime& route, tcp_socket& socket,
+                                                      const relay& control, route_stats* stats) {
     const std::size_t n = route.upstreams.size();
     const std::size_t first = route.next_upstream.fetch_add(1, std::memory_order_relaxed) % n;
     asio::steady_timer timer(socket.get_executor());
@@ -67,7 +71,7 @@ asio::awaitable<const upstream_server*> connect_upstream(route_runtime& route, t
         const auto& server = route.upstreams[(first + i) % n];
         for (const auto& ep : server.endpoints) {
             if (control.aborted())
-                co_return nullptr;
+                co_return upstream_connection{};
             boost::system::error_code ec;
             socket.close(ec);
             const auto started = std::chrono::steady_clock::now();
@@ -75,16 +79,16 @@ asio::awaitable<const upstream_server*> connect_upstream(route_runtime& route, t
             connect_outcome outcome{start_connect(socket, ep, in_progress)};
             if (!outcome.ec && in_progress)
                 outcome = co_await finish_connect(socket, timer, route.config.connect_timeout);
-            if (!outcome.ec) {
+            if (!outcome.ec || outcome.reset) {
                 if (stats != nullptr)
                     stats->upstream_connect.record_ns(static_cast<std::uint64_t>(
                         std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::steady_clock::now() - started)
                             .count()));
-                co_return &server;
+                co_return upstream_connection{&server, outcome.reset};
             }
             if (control.aborted())
-                co_return nullptr;
+                co_return upstream_connection{};
             if (stats != nullptr)
                 stats->upstream_connect_failures_total.add();
             if (outcome.timed_out)
@@ -97,7 +101,7 @@ asio::awaitable<const upstream_server*> connect_upstream(route_runtime& route, t
     }
     boost::system::error_code ignored;
     socket.close(ignored);
-    co_return nullptr;
+    co_return upstream_connection{};
 }
 
 } // namespace nodelayd

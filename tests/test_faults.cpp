@@ -205,6 +205,30 @@ TEST_P(faults, upstream_dying_mid_stream_resets_the_client) {
     EXPECT_TRUE(leaks.settled());
 }
 
+// An upstream that answers and closes with the request unread sends its answer and then RST
+// (iperf3's "server is busy" does). The client reads the answer, then the reset, as on a
+// direct connection and through HAProxy. Seen failing before the relay wrote out what it had
+// read ahead of a failed read: the answer was lost in 22 of 30 connections.
+TEST_P(faults, upstream_answer_before_its_reset_reaches_the_client) {
+    t::listener up(v6());
+    t::proxy_process proxy(proxy_args(v6(), {up.port()}));
+    t::leak_check leaks(proxy);
+    for (int i = 0; i < 20; ++i) {
+        auto [c, u] = t::connect_through(proxy.port(), up, v6());
+        ASSERT_TRUE(c && u);
+        ASSERT_TRUE(t::send_all(c.get(), "request"));
+        pollfd request{u.get(), POLLIN, 0};
+        ASSERT_EQ(::poll(&request, 1, 5000), 1); // unread at the upstream: its close is a reset
+        ASSERT_TRUE(t::send_all(u.get(), "busy"));
+        t::close_with_reset(u.release());
+        int err = -1;
+        EXPECT_EQ(t::recv_to_eof(c.get(), err, 5s), "busy") << "connection " << i;
+        EXPECT_EQ(err, ECONNRESET) << "connection " << i;
+    }
+    EXPECT_TRUE(proxy.wait_for_log("close=upstream-reset", 5s, 20)) << proxy.log();
+    EXPECT_TRUE(leaks.settled());
+}
+
 // Round-robin sends every other connection to a server that never answers the SYN first:
 // each of those waits out --connect-timeout, then the next server relays it. Seen failing
 // with a daemon patched to try only the first server (half the connections were reset).

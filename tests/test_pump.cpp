@@ -4,7 +4,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/tcp.h> // struct tcp_info with tcpi_segs_in
+#include <linux/sockios.h> // SIOCOUTQ
+#include <linux/tcp.h>     // struct tcp_info with tcpi_segs_in
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -156,6 +157,23 @@ void send_last_words_and_fin(const tcp_pair& source) {
     ASSERT_EQ(segments_in(source.near) - before, 1u); // the kernel does tack the FIN on
 }
 
+// The far end of `pair` resets the connection once the near end holds everything it sent
+// (the kernel discards what an abortive close finds unsent), and the RST has arrived.
+void reset_and_wait(tcp_pair& pair) {
+    for (int i = 0, unsent = 1; i < 2000 && unsent > 0; ++i) {
+        if (::ioctl(pair.far, SIOCOUTQ, &unsent) != 0)
+            break;
+        if (unsent > 0)
+            ::usleep(1000);
+    }
+    const linger l{1, 0};
+    ::setsockopt(pair.far, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(std::exchange(pair.far, ::socket(AF_INET, SOCK_STREAM, 0)));
+    pollfd reset{pair.near, POLLRDHUP, 0};
+    ASSERT_EQ(::poll(&reset, 1, 2000), 1);
+    ASSERT_NE(reset.revents & (POLLERR | POLLHUP), 0);
+}
+
 } // namespace
 
 class pump_test : public ::testing::Test {
@@ -284,6 +302,66 @@ TEST_F(pump_test, source_reset_is_reported_as_source_failure) {
     ::close(std::exchange(source.far, ::socket(AF_INET, SOCK_STREAM, 0)));
     EXPECT_EQ(run_until_done(p, source.near), pump::wait_for::done);
     EXPECT_EQ(p.failed(), pump::failure::source);
+}
+
+// A peer that answers and closes with bytes of ours unread sends its answer and then RST;
+// both are queued at the source when the pump reads. The answer still reaches the sink, ahead
+// of the reset the relay passes on, as it would on a direct connection (HAProxy, nginx and
+// socat deliver it too).
+TEST_F(pump_test, bytes_before_a_source_reset_still_reach_the_sink) {
+    write_all(source.far, "last words");
+    reset_and_wait(source);
+    pump p(source_state, sink_state, 64 * 1024);
+    EXPECT_EQ(p.step(), pump::wait_for::done);
+    EXPECT_EQ(p.failed(), pump::failure::source);
+    EXPECT_EQ(read_available(sink.far), "last words");
+}
+
+// The same in splice mode: what the pipe holds when the source fails still goes out.
+TEST_F(pump_test, bytes_in_the_pipe_still_reach_the_sink_when_the_source_resets) {
+    pump p(source_state, sink_state, 64 * 1024, nullptr, direction::client_to_upstream, 64 * 1024);
+    const auto data = pattern((4 << 20) + 1000);
+    // Not a whole number of pipefuls: the step that finds the reset has spliced bytes first.
+    constexpr std::size_t tail = (256 * 1024) + 1000;
+    ::fcntl(source.far, F_SETFL, O_NONBLOCK);
+    std::size_t sent = 0;
+    std::string got;
+    bool spliced = false;
+    char buf[65536];
+    const auto drain_sink = [&] {
+        for (ssize_t n; (n = ::recv(sink.far, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+            got.append(buf, static_cast<std::size_t>(n));
+    };
+    // Relay the flow, but for its tail...
+    const std::string head = data.substr(0, data.size() - tail);
+    for (int i = 0; i < 100'000 && got.size() < head.size(); ++i) {
+        feed(source.far, head, sent);
+        const auto w = p.step();
+        spliced = spliced || p.splicing();
+        drain_sink();
+        if (w == pump::wait_for::read || w == pump::wait_for::read_or_write)
+            wait_readable(source.near, 10);
+    }
+    ASSERT_EQ(got.size(), head.size());
+    ASSERT_TRUE(spliced) << "a 4 MB burst never switched to splice";
+    // ...which then waits at the source, behind the RST, while the pump is not looking.
+    for (int i = 0; i < 1000 && sent < data.size(); ++i) {
+        feed(source.far, data, sent);
+        if (sent < data.size())
+            ::usleep(1000);
+    }
+    ASSERT_EQ(sent, data.size());
+    reset_and_wait(source);
+    auto w = pump::wait_for::nothing;
+    for (int i = 0; i < 100'000 && w != pump::wait_for::done; ++i) {
+        w = p.step();
+        drain_sink();
+    }
+    EXPECT_EQ(w, pump::wait_for::done);
+    EXPECT_EQ(p.failed(), pump::failure::source);
+    got += read_available(sink.far);
+    EXPECT_EQ(got.size(), data.size());
+    EXPECT_TRUE(got == data) << "bytes differ";
 }
 
 TEST_F(pump_test, sink_reset_is_reported_as_sink_failure) {

@@ -32,6 +32,9 @@ struct socket_state {
     quickack_learner learner;
     /// Stall detection facts (kept up to date with stats or quickack=auto).
     peer_watch watch;
+    /// The peer's RST was reported already (SO_ERROR took it when the connect was checked),
+    /// so the end of what it sent before is read as EOF and means a reset.
+    bool reset_seen = false;
 };
 
 /// Moves bytes from one socket to another under a side policy and a buffer bound.

@@ -85,8 +85,11 @@ public:
     /// Starts relaying (both sockets connected); finished() follows once both directions
     /// are done or abort() was called. `client_stamped`: the client socket has receive
     /// timestamps on already (inherited from its listener); `upstream_sent`: data (a PROXY
-    /// header) went to the upstream before the relay started.
-    void start(bool client_stamped = false, bool upstream_sent = false);
+    /// header) went to the upstream before the relay started; `upstream_reset`: the upstream
+    /// accepted and reset the connection before the relay started (what it sent before is
+    /// still relayed, then the client is reset).
+    void start(bool client_stamped = false, bool upstream_sent = false,
+               bool upstream_reset = false);
     /// Ends the relay with `reason`: the first call wins and cancels every pending wait on
     /// both sockets. Safe at any time, also before start().
     void abort(close_reason reason);
