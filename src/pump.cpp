@@ -119,6 +119,23 @@ void pump::measure_write(std::size_t bytes) {
     stats_->bytes_total[static_cast<std::size_t>(dir_)].add(bytes);
 }
 
+// Whether `r` ends the source: an error, or the EOF of a source whose reset was reported
+// already (the connect check took it). What was read before goes out pushed, ahead of the
+// reset the relay passes on.
+bool pump::source_failed(const sys::read_result& r) {
+    if (!r.error && !(r.eof && source_.reset_seen))
+        return false;
+    failed_ = failure::source;
+    source_has_more_ = false;
+    return true;
+}
+
+// A write that fails after the source did is still the source's failure: it came first.
+void pump::sink_failed() {
+    if (failed_ == failure::none)
+        failed_ = failure::sink;
+}
+
 // Reads until the source runs dry (EAGAIN, or a short read with no FIN behind it), hits EOF,
 // or the queue reaches its bound.
 // Returns false when the source failed.
@@ -142,11 +159,8 @@ bool pump::read_phase() {
             note_peer_read(source_.learner);
         queue_.commit(r.bytes,
                       got && watches_stalls(source_, stats_) ? watch_read(r.bytes, r.rx_ns) : 0);
-        if (r.error || (r.eof && source_.reset_seen)) {
-            failed_ = failure::source;
-            source_has_more_ = false; // what was read goes out pushed, ahead of the reset
+        if (source_failed(r))
             return false;
-        }
         if (r.would_block || r.eof) {
             source_eof_ = r.eof;
             source_has_more_ = false;
@@ -188,8 +202,7 @@ bool pump::write_phase(bool last) {
     end_sink_turn();
     const auto w = sys::write_gathered(sink_.fd, {iov.data(), n}, more);
     if (w.error) {
-        if (failed_ == failure::none)
-            failed_ = failure::sink;
+        sink_failed();
         return false;
     }
     if (w.bytes > 0) {
@@ -276,11 +289,8 @@ pump::wait_for pump::splice_step(bool last) {
     std::size_t in = 0;
     while (!source_eof_ && piped_ < room) {
         const auto r = sys::splice_some(source_.fd, pipe_.write, room - piped_, false);
-        if (r.error || (r.eof && source_.reset_seen)) {
-            failed_ = failure::source; // what is in the pipe still goes out, as in step()
-            source_has_more_ = false;
-            break;
-        }
+        if (source_failed(r))
+            break; // what is in the pipe still goes out, as in step()
         source_eof_ = r.eof;
         // would-block: the source is dry, or the pipe's slots are used up by partly filled
         // pages. With bytes in the pipe it may be the latter, and the source may still hold
@@ -300,8 +310,7 @@ pump::wait_for pump::splice_step(bool last) {
         end_sink_turn();
         const auto w = sys::splice_some(pipe_.read, sink_.fd, piped_, more);
         if (w.error) {
-            if (failed_ == failure::none)
-                failed_ = failure::sink;
+            sink_failed();
             return wait_for::done;
         }
         if (w.bytes > 0) {

@@ -95,6 +95,8 @@ private:
     bool write_phase(bool last);
     bool open_pipe();
     wait_for splice_step(bool last);
+    bool source_failed(const sys::read_result& r);
+    void sink_failed();
     [[nodiscard]] wait_for next_wait(bool can_read) const;
     void end_sink_turn();
     void wrote(std::size_t bytes, bool more);
